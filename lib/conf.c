@@ -1,0 +1,535 @@
+/*
+ * conf.c: the parameter table, the hermod.conf reader with $name
+ * expansion, and the master.conf reader.  Values are expanded lazily
+ * and cached; expansion depth is bounded so a $a = $b, $b = $a loop is
+ * reported instead of recursing forever.
+ */
+#include "conf.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef HERMOD_SYSCONFDIR
+#define HERMOD_SYSCONFDIR "/etc"
+#endif
+#ifndef HERMOD_LIBEXECDIR
+#define HERMOD_LIBEXECDIR "/usr/libexec/hermod"
+#endif
+#ifndef HERMOD_SBINDIR
+#define HERMOD_SBINDIR "/usr/sbin"
+#endif
+#ifndef HERMOD_LOCALSTATEDIR
+#define HERMOD_LOCALSTATEDIR "/var"
+#endif
+
+struct param {
+	const char *name;
+	const char *def;
+	const char *doc;
+};
+
+/* Keep sorted by topic; doc/hermod.conf.5 documents the same table. */
+static const struct param params[] = {
+	/* where things are */
+	{ "config_directory", "", "The configuration directory (set by -C, HERMOD_CONFIG, or the built-in default; read-only)." },
+	{ "queue_directory", HERMOD_LOCALSTATEDIR "/spool/hermod", "The spool: maildrop, incoming, active, deferred, hold, corrupt, private, public, pid." },
+	{ "daemon_directory", HERMOD_LIBEXECDIR, "Where hermod-master finds the service programs; a colon-separated list is searched in order." },
+	{ "command_directory", HERMOD_SBINDIR, "Where the sendmail, hermod and hermod-master commands are installed." },
+	{ "privileged", "yes", "yes: the instance was made by root and runs each part with the privileges of DESIGN.md; no: a rootless instance, everything runs as the owner of the configuration directory." },
+	{ "mail_owner", "hermod", "The unprivileged user that owns the queue and runs the daemons (privileged instances)." },
+	{ "setgid_group", "hermodrop", "The group of the maildrop directory and of the setgid postdrop helper." },
+	{ "default_privs", "nobody", "The user for deliveries to commands and files that would otherwise run as root." },
+	/* names */
+	{ "myhostname", "", "This host's fully qualified name; empty means gethostname()." },
+	{ "mydomain", "example.test", "This host's mail domain." },
+	{ "myorigin", "$mydomain", "The domain appended to unqualified sender and recipient addresses of locally posted mail." },
+	{ "mydestination", "$myhostname, localhost.$mydomain, localhost, $mydomain", "Domains delivered by the local agent (system users, aliases, virtual users)." },
+	{ "mail_name", "hermod", "The name of the mail system, in Received: headers and bounces." },
+	/* local delivery */
+	{ "alias_maps", "hash:$config_directory/aliases", "Alias databases consulted by local, in order." },
+	{ "alias_database", "hash:$config_directory/aliases", "The alias databases newaliases rebuilds." },
+	{ "virtual_users_file", "$config_directory/users", "Virtual users: name:password-hash lines, managed with hermod user." },
+	{ "virtual_mailbox_base", "$config_directory/mail", "A virtual user NAME receives mail in $virtual_mailbox_base/NAME/Maildir/." },
+	{ "home_mailbox", "", "Empty: system users get mbox in $mail_spool_directory/NAME; Maildir/: ~/Maildir/; other: a file relative to the home directory." },
+	{ "mail_spool_directory", "/var/mail", "Where system users' mbox files live." },
+	{ "forward_path", "$home/.forward", "Where local looks for a system user's .forward file." },
+	{ "allow_mail_to_commands", "alias, forward", "Where |command destinations are allowed: alias, forward, include." },
+	{ "allow_mail_to_files", "alias, forward", "Where /file destinations are allowed: alias, forward, include." },
+	{ "recipient_delimiter", "+", "Separates a local part from its extension (user+ext); empty disables." },
+	{ "owner_request_special", "yes", "Send errors for list L to owner-L when that alias exists." },
+	{ "command_time_limit", "1000s", "How long a |command delivery may run before it is killed." },
+	{ "command_output_limit", "4096", "How much of a failed command's output is put in the bounce." },
+	{ "deliver_lock_attempts", "20", "How often local tries to lock an mbox before deferring." },
+	{ "deliver_lock_delay", "1s", "The pause between mbox lock attempts." },
+	{ "stale_lock_time", "500s", "A dotlock older than this is removed." },
+	{ "local_recursion_limit", "20", "How deep alias, include and forward expansion may go." },
+	{ "hopcount_limit", "50", "Mail with more Received:/Delivered-To: headers than this bounces as a loop." },
+	{ "local_destination_concurrency_limit", "8", "Parallel deliveries qmgr hands to local at once." },
+	{ "local_delivery_timeout", "3600s", "How long qmgr waits for one local delivery request." },
+	{ "biff", "no", "Notify comsat of new mail (not implemented; accepted for compatibility)." },
+	/* queue */
+	{ "maximal_queue_lifetime", "5d", "Mail still undeliverable after this long is returned to the sender." },
+	{ "bounce_queue_lifetime", "5d", "The same for bounces (mail from <>); they are discarded, not bounced." },
+	{ "minimal_backoff_time", "300s", "The first retry delay of a deferred message; it doubles with every attempt." },
+	{ "maximal_backoff_time", "4000s", "The longest retry delay." },
+	{ "queue_run_delay", "300s", "How often qmgr scans deferred/ for messages whose retry time has come." },
+	{ "delay_warning_time", "0h", "Send a delay warning after this long (0: never)." },
+	{ "qmgr_message_active_limit", "20000", "Most messages qmgr keeps in memory at once." },
+	{ "qmgr_rescan_interval", "60s", "How often qmgr rescans active/ and maildrop for messages it was not told about." },
+	{ "message_size_limit", "10240000", "Largest message accepted, in bytes (0: no limit)." },
+	{ "header_size_limit", "102400", "Largest header section kept, in bytes." },
+	{ "line_length_limit", "2048", "Longer lines in submitted mail are broken (after this many bytes)." },
+	{ "queue_minfree", "0", "Refuse new mail (temporarily) when the queue file system has less free space than this." },
+	{ "bounce_notice_recipient", "postmaster", "Who receives copies of undeliverable double bounces." },
+	{ "double_bounce_sender", "double-bounce", "Sender of bounces about bounces; mail to it is discarded." },
+	{ "empty_address_recipient", "MAILER-DAEMON", "Where mail to the null sender goes." },
+	{ "bounce_size_limit", "50000", "How much of the original message a bounce returns." },
+	{ "recipient_limit", "10000", "Most envelope recipients in one message from sendmail." },
+	/* daemons */
+	{ "default_process_limit", "100", "The process limit of a master.conf service whose limit is -." },
+	{ "max_idle", "100s", "A daemon waiting for a client this long exits." },
+	{ "max_use", "100", "A daemon exits after serving this many clients." },
+	{ "ipc_timeout", "3600s", "Time limit for one exchange between daemons." },
+	{ "service_throttle_time", "60s", "How long the master waits before restarting a service that keeps dying at start." },
+	{ "inet_interfaces", "127.0.0.1", "Addresses the network services listen on." },
+	{ "syslog_name", "hermod", "The prefix of every log line." },
+	/* network (later parts) */
+	{ "smtpd_banner", "$myhostname ESMTP $mail_name", "The SMTP greeting text." },
+	{ "mynetworks", "127.0.0.0/8 [::1]/128", "Clients allowed to relay." },
+	{ NULL, NULL, NULL }
+};
+
+#define NPARAMS (sizeof(params) / sizeof(params[0]) - 1)
+
+static char *conf_dirname;
+static char *raw[NPARAMS];		/* from the file or conf_set, else NULL */
+static char *expanded[NPARAMS];		/* cache */
+
+static long
+param_index(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NPARAMS; i++)
+		if (strlen(params[i].name) == len && !strncmp(params[i].name, name, len))
+			return (long)i;
+	return -1;
+}
+
+static const char *
+raw_value(size_t i)
+{
+	if (i == 0)
+		return conf_dirname ? conf_dirname : "";
+	return raw[i] ? raw[i] : params[i].def;
+}
+
+static void expand_into(struct buf *out, const char *s, int depth);
+
+static const char *
+value_of(size_t i, int depth)
+{
+	struct buf b = BUF_INIT;
+
+	if (expanded[i])
+		return expanded[i];
+	if (depth > 20) {
+		msg_warn("hermod.conf: parameter expansion too deep at %s", params[i].name);
+		return "";
+	}
+	expand_into(&b, raw_value(i), depth + 1);
+	if (i == 0 || strcmp(params[i].name, "myhostname") || b.len) {
+		expanded[i] = buf_steal(&b);
+	} else {
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = 0;
+		buf_free(&b);
+		expanded[i] = xstrdup(host);
+	}
+	return expanded[i];
+}
+
+static void
+expand_into(struct buf *out, const char *s, int depth)
+{
+	while (*s) {
+		const char *name;
+		size_t len;
+		long idx;
+
+		if (*s != '$') {
+			buf_addc(out, *s++);
+			continue;
+		}
+		s++;
+		if (*s == '$') {
+			buf_addc(out, *s++);
+			continue;
+		}
+		if (*s == '{') {
+			name = ++s;
+			len = strcspn(s, "}");
+			s += len;
+			if (*s == '}')
+				s++;
+		} else {
+			name = s;
+			while (isalnum((unsigned char)*s) || *s == '_')
+				s++;
+			len = (size_t)(s - name);
+		}
+		if (len == 0) {
+			buf_addc(out, '$');
+			continue;
+		}
+		idx = param_index(name, len);
+		if (idx < 0) {
+			/* unknown names are kept literally, e.g. $home in
+			 * forward_path is expanded by local per recipient */
+			buf_addc(out, '$');
+			buf_add(out, name, len);
+			continue;
+		}
+		buf_adds(out, value_of((size_t)idx, depth));
+	}
+}
+
+static void
+clear_cache(void)
+{
+	size_t i;
+
+	for (i = 0; i < NPARAMS; i++) {
+		free(expanded[i]);
+		expanded[i] = NULL;
+	}
+}
+
+/* One logical "name = value" line. */
+static int
+conf_line(const char *path, int lineno, char *l, struct buf *err)
+{
+	char *eq = strchr(l, '='), *name;
+	long idx;
+
+	if (!eq) {
+		buf_printf(err, "%s:%d: missing '=' in \"%s\"", path, lineno, l);
+		return -1;
+	}
+	*eq = 0;
+	name = str_trim(l);
+	idx = param_index(name, strlen(name));
+	if (idx < 0)
+		msg_warn("%s:%d: unknown parameter %s ignored", path, lineno, name);
+	else if (idx == 0)
+		msg_warn("%s:%d: config_directory cannot be set here", path, lineno);
+	else {
+		free(raw[idx]);
+		raw[idx] = xstrdup(str_trim(eq + 1));
+	}
+	return 0;
+}
+
+int
+conf_load(const char *dir, struct buf *err)
+{
+	struct buf path = BUF_INIT, data = BUF_INIT, logical = BUF_INIT;
+	char *line, *next, *t;
+	int lineno = 0, rc = -1, startline = 0;
+	size_t i;
+
+	if (!dir || !*dir)
+		dir = getenv("HERMOD_CONFIG");
+	if (!dir || !*dir)
+		dir = HERMOD_SYSCONFDIR "/hermod";
+	free(conf_dirname);
+	conf_dirname = xstrdup(dir);
+	for (i = 0; i < NPARAMS; i++) {
+		free(raw[i]);
+		raw[i] = NULL;
+	}
+	clear_cache();
+	buf_printf(&path, "%s/hermod.conf", dir);
+	if (read_file(buf_str(&path), &data, 1 << 20) < 0) {
+		if (errno == ENOENT) {
+			/* no file: every default applies */
+			rc = 0;
+			goto out;
+		}
+		buf_printf(err, "%s: %s", buf_str(&path), strerror(errno));
+		goto out;
+	}
+	if (data.len && memchr(data.data, 0, data.len)) {
+		buf_printf(err, "%s: contains a NUL byte", buf_str(&path));
+		goto out;
+	}
+	/* Lines starting with white space continue the previous one. */
+	for (line = data.data; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		else
+			next = line + strlen(line);
+		lineno++;
+		if (*line == '#')
+			continue;
+		t = str_trim(line);
+		if (*t == 0 || *t == '#')
+			continue;
+		if (line != t && (*line == ' ' || *line == '\t')) {
+			if (logical.len == 0) {
+				buf_printf(err, "%s:%d: continuation line without a parameter", buf_str(&path), lineno);
+				goto out;
+			}
+			buf_addc(&logical, ' ');
+			buf_adds(&logical, t);
+			continue;
+		}
+		if (logical.len && conf_line(buf_str(&path), startline, logical.data, err) < 0)
+			goto out;
+		buf_sets(&logical, t);
+		startline = lineno;
+	}
+	if (logical.len && conf_line(buf_str(&path), startline, logical.data, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	buf_free(&path);
+	buf_free(&data);
+	buf_free(&logical);
+	return rc;
+}
+
+const char *
+conf_dir(void)
+{
+	return conf_dirname ? conf_dirname : HERMOD_SYSCONFDIR "/hermod";
+}
+
+static size_t
+must_index(const char *name)
+{
+	long idx = param_index(name, strlen(name));
+
+	if (idx < 0)
+		msg_panic("unknown configuration parameter %s", name);
+	return (size_t)idx;
+}
+
+const char *
+conf_str(const char *name)
+{
+	return value_of(must_index(name), 0);
+}
+
+long long
+conf_int(const char *name)
+{
+	long long v;
+
+	if (parse_ll(conf_str(name), -1, (long long)1 << 62, &v) < 0)
+		msg_fatal("hermod.conf: %s = %s: not a number", name, conf_str(name));
+	return v;
+}
+
+long long
+conf_time(const char *name)
+{
+	long long v;
+
+	if (parse_time(conf_str(name), &v) < 0)
+		msg_fatal("hermod.conf: %s = %s: not a time (e.g. 300s, 5m, 2h, 5d)", name, conf_str(name));
+	return v;
+}
+
+long long
+conf_size(const char *name)
+{
+	long long v;
+
+	if (parse_size(conf_str(name), &v) < 0)
+		msg_fatal("hermod.conf: %s = %s: not a size (e.g. 10240000, 10m)", name, conf_str(name));
+	return v;
+}
+
+int
+conf_bool(const char *name)
+{
+	int v = parse_bool(conf_str(name));
+
+	if (v < 0)
+		msg_fatal("hermod.conf: %s = %s: not yes or no", name, conf_str(name));
+	return v;
+}
+
+char **
+conf_list(const char *name)
+{
+	return str_split(conf_str(name), ", \t");
+}
+
+void
+conf_set(const char *name, const char *value)
+{
+	size_t i = must_index(name);
+
+	if (i == 0)
+		msg_panic("conf_set: config_directory is read-only");
+	free(raw[i]);
+	raw[i] = xstrdup(value);
+	clear_cache();
+}
+
+int
+conf_print(FILE *fp, int nondefault, char **names)
+{
+	size_t i, j;
+	int rc = 0;
+
+	if (names && names[0]) {
+		for (j = 0; names[j]; j++) {
+			long idx = param_index(names[j], strlen(names[j]));
+
+			if (idx < 0) {
+				fprintf(stderr, "hermod: unknown parameter: %s\n", names[j]);
+				rc = -1;
+				continue;
+			}
+			fprintf(fp, "%s = %s\n", names[j], value_of((size_t)idx, 0));
+		}
+		return rc;
+	}
+	for (i = 0; i < NPARAMS; i++) {
+		if (nondefault && (i == 0 || !raw[i] || !strcmp(raw[i], params[i].def)))
+			continue;
+		fprintf(fp, "%s = %s\n", params[i].name, nondefault ? raw[i] : value_of(i, 0));
+	}
+	return 0;
+}
+
+int
+conf_param_info(size_t i, const char **name, const char **def, const char **doc)
+{
+	if (i >= NPARAMS)
+		return 0;
+	*name = params[i].name;
+	*def = params[i].def;
+	*doc = params[i].doc;
+	return 1;
+}
+
+int
+conf_privileged(void)
+{
+	return conf_bool("privileged");
+}
+
+void
+conf_queue_path(struct buf *out, const char *rel)
+{
+	buf_printf(out, "%s/%s", conf_str("queue_directory"), rel);
+}
+
+/* master.conf: name listen type private limit program [args...] */
+int
+master_conf_load(const char *path, struct master_service **svcs, size_t *nsvcs, struct buf *err)
+{
+	struct buf data = BUF_INIT;
+	struct master_service *v = NULL;
+	size_t n = 0, i;
+	char *line, *next;
+	int lineno = 0;
+
+	*svcs = NULL;
+	*nsvcs = 0;
+	if (read_file(path, &data, 1 << 20) < 0) {
+		buf_printf(err, "%s: %s", path, strerror(errno));
+		buf_free(&data);
+		return -1;
+	}
+	for (line = data.data; line && *line; line = next) {
+		char **f;
+		long long lim;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		else
+			next = line + strlen(line);
+		lineno++;
+		line = str_trim(line);
+		if (!*line || *line == '#')
+			continue;
+		f = str_split(line, " \t");
+		if (strv_len(f) < 6) {
+			buf_printf(err, "%s:%d: want: name listen type private limit program [args]", path, lineno);
+			strv_free(f);
+			goto fail;
+		}
+		if (strcmp(f[2], "inet") && strcmp(f[2], "unix") && strcmp(f[2], "none")) {
+			buf_printf(err, "%s:%d: bad service type %s (inet, unix, none)", path, lineno, f[2]);
+			strv_free(f);
+			goto fail;
+		}
+		if (strcmp(f[4], "-") == 0)
+			lim = conf_int("default_process_limit");
+		else if (parse_ll(f[4], 0, 100000, &lim) < 0) {
+			buf_printf(err, "%s:%d: bad process limit %s", path, lineno, f[4]);
+			strv_free(f);
+			goto fail;
+		}
+		for (i = 0; i < n; i++)
+			if (!strcmp(v[i].name, f[0])) {
+				buf_printf(err, "%s:%d: service %s defined twice", path, lineno, f[0]);
+				strv_free(f);
+				goto fail;
+			}
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n].name = f[0];
+		v[n].listen = f[1];
+		v[n].type = f[2];
+		v[n].private_ = f[3][0] == 'y';
+		free(f[3]);
+		free(f[4]);
+		v[n].proclimit = (int)lim;
+		v[n].line = lineno;
+		{
+			size_t k, m = strv_len(f) - 5;
+
+			v[n].argv = xcalloc(m + 1, sizeof(char *));
+			for (k = 0; k < m; k++)
+				v[n].argv[k] = f[5 + k];
+		}
+		free(f);
+		n++;
+	}
+	buf_free(&data);
+	*svcs = v;
+	*nsvcs = n;
+	return 0;
+fail:
+	buf_free(&data);
+	master_conf_free(v, n);
+	return -1;
+}
+
+void
+master_conf_free(struct master_service *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].listen);
+		free(v[i].type);
+		strv_free(v[i].argv);
+	}
+	free(v);
+}

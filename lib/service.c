@@ -1,0 +1,209 @@
+/*
+ * service.c: see service.h.  The loop is deliberately simple: one client
+ * at a time per process, with more processes for concurrency, as in
+ * Postfix's single_server.
+ */
+#include "service.h"
+#include "conf.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static char *svc_name;
+
+int
+service_init(const char *progname, int argc, char **argv)
+{
+	const char *dir = NULL;
+	struct buf err = BUF_INIT;
+	int i;
+
+	svc_name = xstrdup(progname);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-C") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "-s") && i + 1 < argc) {
+			free(svc_name);
+			svc_name = xstrdup(argv[++i]);
+		} else if (!strcmp(argv[i], "-v"))
+			msg_verbose = 1;
+		else
+			break;
+	}
+	log_init(progname, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (conf_load(dir, &err) < 0)
+		msg_fatal("%s", buf_str(&err));
+	buf_free(&err);
+	return i;
+}
+
+const char *
+service_name(void)
+{
+	return svc_name ? svc_name : "unknown";
+}
+
+/* Outside the master (development, tests): HERMOD_STANDALONE_LISTEN=path
+ * makes the program bind that Unix socket itself. */
+static int
+standalone_listen(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		msg_fatal("%s: socket path too long", path);
+	memcpy(sun.sun_path, path, strlen(path));
+	unlink(path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 128) < 0)
+		msg_fatal("listen on %s: %s", path, strerror(errno));
+	return fd;
+}
+
+int
+service_listen_fd(void)
+{
+	static int standalone = -1;
+	const char *m = getenv("HERMOD_MASTER");
+	const char *sl = getenv("HERMOD_STANDALONE_LISTEN");
+	struct stat st;
+
+	if (m && *m == '1') {
+		if (fstat(SERVICE_LISTEN_FD, &st) < 0 || !S_ISSOCK(st.st_mode))
+			return -1;
+		return SERVICE_LISTEN_FD;
+	}
+	if (sl && *sl) {
+		if (standalone < 0)
+			standalone = standalone_listen(sl);
+		return standalone;
+	}
+	return -1;
+}
+
+static void
+status(char c)
+{
+	const char *m = getenv("HERMOD_MASTER");
+
+	if (m && *m == '1')
+		(void)!write(SERVICE_STATUS_FD, &c, 1);
+}
+
+void
+service_busy(void)
+{
+	status('B');
+}
+
+void
+service_idle(void)
+{
+	status('I');
+}
+
+void
+service_accept_loop(void (*handler)(int fd, void *ctx), void *ctx, int forever)
+{
+	int lfd = service_listen_fd();
+	long long max_use = conf_int("max_use");
+	long long max_idle = conf_time("max_idle");
+	long long used = 0;
+
+	if (lfd < 0)
+		msg_fatal("no listening socket: this program is started by hermod-master");
+	set_nonblock(lfd, 1);
+	service_idle();
+	for (;;) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		int r, cfd;
+
+		r = poll(&p, 1, forever || max_idle <= 0 ? -1 : (int)(max_idle * 1000));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			msg_fatal("poll: %s", strerror(errno));
+		if (r == 0)
+			exit(0);	/* idle for max_idle */
+		/* Several processes share the socket; losing the race is normal. */
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+				continue;
+			msg_fatal("accept: %s", strerror(errno));
+		}
+		set_nonblock(cfd, 0);
+		service_busy();
+		handler(cfd, ctx);
+		close(cfd);
+		service_idle();
+		if (!forever && max_use > 0 && ++used >= max_use)
+			exit(0);
+	}
+}
+
+int
+priv_owner(uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(conf_str("mail_owner"));
+
+	if (!pw) {
+		msg_error("mail_owner %s: no such user", conf_str("mail_owner"));
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+int
+priv_drop_to(uid_t uid, gid_t gid, const char *name)
+{
+	if (uid == 0) {
+		errno = EPERM;
+		return -1;
+	}
+	if (geteuid() == 0) {
+		if (name) {
+			if (initgroups(name, gid) < 0)
+				return -1;
+		} else if (setgroups(1, &gid) < 0)
+			return -1;
+	}
+	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return -1;
+	if (setuid(0) == 0 || seteuid(0) == 0) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+void
+priv_drop_to_owner(void)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (!conf_privileged() || geteuid() != 0)
+		return;
+	if (priv_owner(&uid, &gid) < 0)
+		exit(75);
+	if (priv_drop_to(uid, gid, conf_str("mail_owner")) < 0)
+		msg_fatal("cannot drop privileges to %s: %s", conf_str("mail_owner"), strerror(errno));
+}

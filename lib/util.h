@@ -1,0 +1,73 @@
+/*
+ * util: small helpers every program needs: checked allocation, complete
+ * reads and writes, durable file operations, descriptor hygiene, and
+ * parsing of the time and size values used in hermod.conf.
+ */
+#ifndef HERMOD_UTIL_H
+#define HERMOD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "log.h"
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Complete I/O, retrying on EINTR and short counts.  read_full returns the
+ * number of bytes read (less than n only at end of file) or -1. */
+int write_full(int fd, const void *p, size_t n);
+ssize_t read_full(int fd, void *p, size_t n);
+/* Read a whole (regular, bounded) file into b; -1 with errno on error,
+ * errno EFBIG when it is larger than max. */
+int read_file(const char *path, struct buf *b, size_t max);
+
+/* Durability: fsync a directory, or the directory holding path. */
+int fsync_dir(const char *dir);
+int fsync_parent(const char *path);
+/* Write data to path atomically: path.tmp, fsync, rename, fsync dir. */
+int write_file_atomic(const char *path, const void *p, size_t n, mode_t mode);
+int mkdir_p(const char *path, mode_t mode);
+
+int set_cloexec(int fd, int on);
+int set_nonblock(int fd, int on);
+/* Close every descriptor >= lowfd. */
+void close_from(int lowfd);
+/* Make sure 0, 1 and 2 are open (to /dev/null), so that a later open()
+ * never becomes stdout by accident. */
+void sane_fds(void);
+
+/* Time: microseconds since the epoch, and monotonic milliseconds. */
+int64_t now_us(void);
+int64_t mono_ms(void);
+
+/* "300", "300s", "5m", "2h", "5d", "1w" -> seconds. 0 ok, -1 bad. */
+int parse_time(const char *s, long long *out);
+/* "10240000", "10k", "10m", "1g" -> bytes. 0 ok, -1 bad. */
+int parse_size(const char *s, long long *out);
+/* "yes"/"no"/"true"/"false"/"1"/"0" -> 1/0; -1 bad. */
+int parse_bool(const char *s);
+/* Decimal integer in [min, max]; 0 ok, -1 bad. */
+int parse_ll(const char *s, long long min, long long max, long long *out);
+
+/* Trim ASCII white space in place, returning the start. */
+char *str_trim(char *s);
+void str_lower(char *s);
+/* 1 if s contains CR, LF or NUL within its first n bytes. */
+int has_crlfnul(const char *s, size_t n);
+/* Split s on any of the separators, skipping empty fields; returns a
+ * NULL-terminated vector (free with strv_free). */
+char **str_split(const char *s, const char *seps);
+void strv_free(char **v);
+size_t strv_len(char *const *v);
+
+/* RFC 5322 date of t in local time ("Sat, 21 Nov 2026 06:34:27 +0000"). */
+void rfc5322_date(struct buf *out, time_t t);
+
+#endif
