@@ -5,23 +5,13 @@ line.  Rootless, the instance owner is the one system user the instance
 serves; as root a throw-away system user is made with useradd.
 """
 import os
-import pwd
-import subprocess
 import time
 
-from hermodtest import TAP, Instance, wait_until
+from hermodtest import TAP, Instance, SystemUser, wait_until
 
 t = TAP()
-made_user = None
-if os.geteuid() == 0:
-    made_user = "hermodfwd%d" % (os.getpid() % 10000)
-    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", made_user], check=True)
-    user = made_user
-else:
-    user = pwd.getpwuid(os.getuid()).pw_name
-pw = pwd.getpwnam(user)
-
-try:
+with SystemUser() as su:
+    user, pw = su.name, su.pw
     with Instance(users=["alice"], start=False) as h:
         fwd = os.path.join(h.dir, "fwd")
         spool = os.path.join(h.dir, "mailspool")
@@ -52,7 +42,6 @@ try:
             fh.write("alice@example.test, \\%s, \"|/usr/bin/id -u > %s\"\n" % (user, out))
         os.chown(f, pw.pw_uid, pw.pw_gid)
         os.chmod(f, 0o644)
-        os.chmod(h.dir, 0o777) if made_user else None
         h.sendmail([user + "@example.test"], b"Subject: F2\n\nforwarded\n")
         t.ok(h.wait_messages("alice", 1, 10), ".forward copies to alice", h.log())
         t.ok(wait_until(lambda: b"Subject: F2" in open(mbox, "rb").read(), 10), "\\user keeps a copy in the mbox", h.log())
@@ -76,7 +65,4 @@ try:
         t.ok(b"Subject: F4" not in open(mbox + ".real", "rb").read(), "mail is not written through a symlinked mbox")
         q = h.mailq()
         t.ok(user.encode() in q.stdout, "the message waits in the queue instead", q.stdout)
-finally:
-    if made_user:
-        subprocess.run(["userdel", made_user], stderr=subprocess.DEVNULL)
 t.done()

@@ -275,3 +275,30 @@ class Instance:
 
     def wait_queue_empty(self, timeout=10):
         return wait_until(lambda: not self.queue_files(), timeout)
+
+
+class SystemUser:
+    """A system (passwd) user for tests of system-user delivery.
+
+    Rootless, that is the instance owner (the only system user a rootless
+    instance serves); as root, a throw-away user made with useradd and
+    removed at the end."""
+
+    def __init__(self):
+        import pwd
+        self.made = False
+        if os.geteuid() == 0:
+            self.name = "hermodt%d" % (os.getpid() % 100000)
+            subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", self.name],
+                           check=True)
+            self.made = True
+        else:
+            self.name = pwd.getpwuid(os.getuid()).pw_name
+        self.pw = pwd.getpwnam(self.name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.made:
+            subprocess.run(["userdel", self.name], stderr=subprocess.DEVNULL)
