@@ -6,6 +6,9 @@
  * lines into the field value.  Input lines end in LF or CRLF.  Limits:
  * at most max_bytes of header section and HEADER_MAX_FIELDS fields;
  * beyond that the rest is treated as body (and *truncated set).
+ * max_bytes 0 means no byte limit.  A line that is neither a field nor
+ * a continuation ends the header section: the body starts with it
+ * (has_blank 0).  A line of white space only continues the field.
  */
 #ifndef HERMOD_HEADER_H
 #define HERMOD_HEADER_H

@@ -33,4 +33,25 @@ void map_close(struct map *m);
 #define MAP_FMT_ALIASES	1
 long map_build(const char *spec, int format, struct buf *err);
 
+/*
+ * Added by the local helper:
+ * Storage: keys are stored lower-cased and WITHOUT a terminating NUL
+ * (unlike Postfix, which stores the NUL); values are stored without a
+ * NUL too.  For aliases the value is the destination list as written in
+ * the source (continuation lines joined with one space).  A name given
+ * twice in a source: a warning naming both lines, and the LAST entry
+ * wins (sendmail's behaviour).  "btree:/path" is accepted too (DB_BTREE).
+ */
+#include <sys/stat.h>
+/* The stat of the database file as opened (owner for alias privileges). */
+int map_fstat(struct map *m, struct stat *st);
+/* 1 if the database file was replaced (rebuilt) since map_open, so the
+ * caller should reopen; 0 if not (or it cannot tell). */
+int map_stale(struct map *m);
+/* The spec the map was opened with ("hash:/etc/hermod/aliases"). */
+const char *map_spec(const struct map *m);
+/* Build from text already in memory (tests, hermod map build -). */
+long map_build_data(const char *spec, int format, const char *data,
+    size_t len, struct buf *err);
+
 #endif

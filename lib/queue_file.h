@@ -104,6 +104,7 @@ struct qf_writer {
 	off_t offset;		/* bytes handed to the kernel so far */
 	off_t content_size;
 	int in_content;
+	size_t data_open;	/* 1 + position in out of the open DATA record, 0: none */
 };
 void qf_writer_init(struct qf_writer *w, int fd);	/* writes VERSION */
 void qf_put(struct qf_writer *w, int type, const char *p, size_t n);
@@ -148,5 +149,38 @@ struct qf_new {
 int qf_new_open(struct qf_new *q);	/* 0 ok, -1 (logged) */
 int qf_commit(struct qf_new *q);	/* 0 ok, -1 (logged; file removed) */
 void qf_new_abort(struct qf_new *q);	/* remove and free */
+
+/*
+ * Additions (helper "queue").
+ */
+
+/* Format limits: the reader refuses a file beyond any of them, the
+ * writer refuses to write such a record (error EINVAL). */
+#define QF_VERSION_STRING	"hermod-queue 1"
+#define QF_MAX_RCPT		100000	/* RCPT + RCPT_DONE records */
+#define QF_MAX_ATTR		1000
+#define QF_ADDR_MAX		4096	/* sender, recipient, ORCPT */
+#define QF_TEXT_MAX		4096	/* full name, client, ENVID, attribute, error text */
+#define QF_ENVELOPE_MAX		(32 * 1024 * 1024)	/* all envelope records together */
+#define QF_CONTENT_MAX		((off_t)1 << 40)
+
+/* qf_read and qf_parse set errno to EBADMSG when the file is corrupt
+ * (move it to corrupt/); any other errno is an I/O error (try later). */
+
+/* Offset at which the next record will start (for QREC_DEFER). */
+off_t qf_tell(const struct qf_writer *w);
+/* QREC_DEFER for the recipient whose record starts at rcpt_offset. */
+void qf_put_defer(struct qf_writer *w, off_t rcpt_offset, const char *dsn, const char *text);
+/* QREC_RETRY: attempts so far and the next retry time (seconds). */
+void qf_put_retry(struct qf_writer *w, int attempts, int64_t next_retry);
+/* 1 if s is an RFC 3463 status code "C.S.D" with C in 2, 4, 5 and S and
+ * D of 1 to 3 digits. */
+int qf_dsn_valid(const char *s);
+
+/* Group commit: qf_commit for n files with a single fsync of active/.
+ * result[i] is 0 when file i is safely in active/, -1 (logged, removed)
+ * when not.  Returns the number of failures.  After qf_commit or
+ * qf_commit_many only q->id remains meaningful (everything is freed). */
+int qf_commit_many(struct qf_new *q, size_t n, int *result);
 
 #endif

@@ -34,7 +34,12 @@
 #include <unistd.h>
 
 #define VUSER_NAME_MAX		64
-#define VUSER_PASSWORD_MAX	1024
+/* libcrypt refuses longer pass phrases (the limit counts the NUL) */
+#ifdef CRYPT_MAX_PASSPHRASE_SIZE
+#define VUSER_PASSWORD_MAX	(CRYPT_MAX_PASSPHRASE_SIZE - 1)
+#else
+#define VUSER_PASSWORD_MAX	511
+#endif
 #define VUSER_FILE_MAX		(64 * 1024 * 1024)
 
 int
@@ -81,6 +86,15 @@ static void
 maildir_path(struct buf *out, const char *name)
 {
 	buf_printf(out, "%s/%s/Maildir/", conf_str("virtual_mailbox_base"), name);
+}
+
+/* 1 if line (up to its end) is name's entry. */
+static int
+line_is(const char *line, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	return *line != '#' && !strncmp(line, name, nlen) && line[nlen] == ':';
 }
 
 /*
@@ -447,15 +461,6 @@ out:
 	return rc;
 }
 
-/* 1 if line (up to its end) is name's entry. */
-static int
-line_is(const char *line, const char *name)
-{
-	size_t nlen = strlen(name);
-
-	return *line != '#' && !strncmp(line, name, nlen) && line[nlen] == ':';
-}
-
 /*
  * Rewrite the file: drop name's line (and any duplicates edited in by
  * hand) and, when newline is not NULL, put it in the place of the first
@@ -574,7 +579,7 @@ vuser_list(void)
 	struct buf data = BUF_INIT;
 	const char *path = conf_str("virtual_users_file");
 	char **v = NULL, *line, *next;
-	size_t n = 0;
+	size_t n = 0, i, j;
 
 	if (read_users(path, &data) < 0) {
 		msg_error("virtual users file %s: %s", path, strerror(errno));
@@ -598,6 +603,15 @@ vuser_list(void)
 	v = xreallocarray(v, n + 1, sizeof(*v));
 	v[n] = NULL;
 	qsort(v, n, sizeof(*v), cmp_str);
+	/* a name edited in twice by hand is listed once */
+	for (i = j = 0; i < n; i++) {
+		if (j > 0 && !strcmp(v[j - 1], v[i])) {
+			free(v[i]);
+			continue;
+		}
+		v[j++] = v[i];
+	}
+	v[j] = NULL;
 	buf_free(&data);
 	return v;
 }

@@ -21,7 +21,8 @@ int vuser_add(const char *name, const char *password, struct buf *err);
 int vuser_del(const char *name, struct buf *err);
 /* 1 password right, 0 wrong or no such user, -1 error. */
 int vuser_check_password(const char *name, const char *password);
-/* NULL-terminated list of names (free with strv_free). */
+/* NULL-terminated list of names, sorted (free with strv_free); NULL
+ * when the file cannot be read (logged). */
 char **vuser_list(void);
 
 #endif
