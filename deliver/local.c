@@ -78,6 +78,15 @@ lstatus_set(struct lstatus *s, int status, const char *dsn, const char *fmt, ...
 	buf_reset(&s->text);
 	local_clean_text(&s->text, buf_str(&t), t.len);
 	buf_free(&t);
+	if (s->text.len > LOCAL_TEXT_MAX) {
+		size_t n = LOCAL_TEXT_MAX;
+
+		/* do not cut a UTF-8 sequence in two */
+		while (n > 0 && ((unsigned char)s->text.data[n] & 0xc0) == 0x80)
+			n--;
+		buf_truncate(&s->text, n);
+		buf_adds(&s->text, "...");
+	}
 }
 
 void

@@ -28,6 +28,10 @@
  * from the queue file for every delivery. */
 #define LOCAL_MEM_MAX	(16 * 1024 * 1024)
 
+/* Longest status text: it must fit a queue file DEFER record (qmgr keeps
+ * it) with room to spare. */
+#define LOCAL_TEXT_MAX	(QF_TEXT_MAX - 200)
+
 struct lstatus {
 	int status;
 	char dsn[16];

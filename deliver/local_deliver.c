@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,11 +174,19 @@ void
 local_deliver_store(struct lmsg *m, struct leaf *lf, struct lstatus *st)
 {
 	int root = conf_privileged() && geteuid() == 0;
+	sigset_t block, saved;
 
 	if (lf->kind == LEAF_DEVNULL) {
 		lstatus_set(st, LS_SENT, "2.0.0", "delivered to /dev/null");
 		return;
 	}
+	/* A stop request (SIGTERM from the master) waits until the mailbox
+	 * is consistent again: no half-appended mbox message. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &saved);
 	if (root && (lf->pv.set || (lf->spool && lf->kind == LEAF_MBOX)))
 		in_child(m, lf, st);
 	else if (root && lf->kind == LEAF_FILE)
@@ -185,4 +194,5 @@ local_deliver_store(struct lmsg *m, struct leaf *lf, struct lstatus *st)
 		lstatus_set(st, LS_DEFER, "4.3.0", "no unprivileged user for file %s", lf->target);
 	else
 		store(m, lf, st, NULL);
+	sigprocmask(SIG_SETMASK, &saved, NULL);
 }

@@ -397,8 +397,8 @@ out:
 }
 
 static void
-expand_alias(struct rctx *c, const struct level *lv, const char *name, const char *value,
-    const char *ext, const char *domain, const struct stat *dbst)
+expand_alias(struct rctx *c, const struct level *lv, const char *name, const char *full,
+    const char *value, const char *ext, const char *domain, const struct stat *dbst)
 {
 	struct level nl = *lv;
 	struct lprivs pv;
@@ -406,7 +406,7 @@ expand_alias(struct rctx *c, const struct level *lv, const char *name, const cha
 	char **v;
 	size_t i;
 
-	make_addr(&addr, name, domain);
+	make_addr(&addr, full, domain);	/* with the extension */
 	if ((v = aliases_split(value, &err)) == NULL) {
 		msg_error("alias %s: %s", name, buf_str(&err));
 		fail(c, lv, buf_str(&addr), LS_DEFER, "4.3.5", 0, "alias %s is malformed: %s", name, buf_str(&err));
@@ -820,7 +820,7 @@ expand_local(struct rctx *c, const struct level *lv, const char *local, const ch
 				continue;
 			if (on_stack(c, buf_str(&key)))
 				goto out;	/* a cycle: contributes nothing */
-			expand_alias(c, lv, names[i], buf_str(&val), ext, domain, &dbst);
+			expand_alias(c, lv, names[i], names[0], buf_str(&val), ext, domain, &dbst);
 			goto out;
 		}
 	}
@@ -853,7 +853,11 @@ expand_local(struct rctx *c, const struct level *lv, const char *local, const ch
 		system_user(c, lv, pw, names[0], ext, domain, flags);
 		goto out;
 	}
-	fail(c, lv, buf_str(&addr), LS_BOUNCE, "5.1.1", 1, "<%s>: unknown user", buf_str(&addr));
+	/* in a list, an unknown member is re-queued (its bounce then goes to
+	 * owner-LIST or the sender, naming the member) unless it is a "the
+	 * user itself" reference, which would only come back here */
+	fail(c, lv, buf_str(&addr), LS_BOUNCE, "5.1.1", !(flags & F_NOALIAS), "<%s>: unknown user",
+	    buf_str(&addr));
 out:
 	free(names[0]);
 	free(names[1]);

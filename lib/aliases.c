@@ -356,6 +356,10 @@ parse_entry(struct alias_list *out, const char *p, size_t n, int line, int flags
 		add_error(out, line, "NUL byte in line");
 		return;
 	}
+	if (memchr(p, '\r', n)) {
+		add_error(out, line, "CR inside a line");
+		return;
+	}
 	if (flags & ALIASES_TABLE) {
 		while (i < n && !is_blank(p[i]))
 			i++;

@@ -45,7 +45,7 @@ log_name(void)
 	return log_ident;
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 vlog(int prio, const char *label, const char *fmt, va_list ap)
 {
 	char line[4096];

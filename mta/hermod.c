@@ -328,6 +328,30 @@ signal_master(int sig, long *pidp)
 	return 0;
 }
 
+/* 1 while pid is a live process (a zombie is not), 0 when it is gone. */
+static int
+process_alive(long pid)
+{
+	struct buf path = BUF_INIT, st = BUF_INIT;
+	const char *p;
+	int alive;
+
+	buf_printf(&path, "/proc/%ld/stat", pid);
+	if (read_file(buf_str(&path), &st, 4096) < 0) {
+		if (errno == ENOENT && access("/proc/self/stat", F_OK) == 0)
+			alive = 0;	/* /proc works, and it is not there */
+		else
+			alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	} else {
+		buf_adds(&st, "");
+		p = strrchr(buf_str(&st), ')');
+		alive = !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+	}
+	buf_free(&path);
+	buf_free(&st);
+	return alive;
+}
+
 static int
 cmd_stop(int argc, char **argv)
 {
@@ -352,6 +376,9 @@ cmd_stop(int argc, char **argv)
 	}
 	if (now < 0)
 		return EX_TEMPFAIL;
+	/* the lock goes a moment before the process */
+	while (process_alive(pid) && mono_ms() < deadline)
+		sleep_ms(10);
 	hermod_say("stopped (pid %ld)", pid);
 	return 0;
 }

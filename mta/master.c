@@ -123,7 +123,6 @@ setup_signals(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
 	for (i = 0; sigs[i]; i++) {
 		sa.sa_flags = SA_RESTART | (sigs[i] == SIGCHLD ? SA_NOCLDSTOP : 0);
 		if (sigaction(sigs[i], &sa, NULL) < 0)
@@ -750,7 +749,6 @@ reload(void)
 		for (p = s->procs; p; p = p->next)
 			if (p->avail)
 				proc_retire(s, p);
-		/* a listener that moved: the old processes hold the old one */
 		free(v[i].name);
 		v[i].name = NULL;
 	}
@@ -763,10 +761,8 @@ reload(void)
 		for (s = services; s; s = s->next)
 			if (s->removed && !strcmp(s->c.name, v[i].name))
 				break;
-		if (s) {
-			/* removed earlier and still stopping: free its name so the new one can bind */
+		if (s)	/* its old processes still finish their work */
 			msg_warn("service %s: still stopping from an earlier reload; added again", v[i].name);
-		}
 		s = svc_new(&v[i]);
 		memset(&v[i], 0, sizeof(v[i]));
 		buf_reset(&err);
@@ -844,7 +840,7 @@ kill_all(void)
 static void
 lock_pid_file(void)
 {
-	struct buf p = BUF_INIT, err = BUF_INIT, line = BUF_INIT;
+	struct buf p = BUF_INIT, err = BUF_INIT;
 	struct flock fl;
 
 	spool_pid_path(&p);
@@ -864,7 +860,6 @@ lock_pid_file(void)
 	}
 	buf_free(&p);
 	buf_free(&err);
-	buf_free(&line);
 }
 
 static void

@@ -3,7 +3,9 @@
  *
  * Files in maildrop/ were written by sendmail or postdrop on behalf of a
  * local user and are hostile input.  For each one pickup opens it without
- * following links, requires a regular file with one link, takes the
+ * following links, requires a regular file with one link (a second link
+ * is given a minute: sendmail may be between link() and unlink() of its
+ * temporary name; a hard link to another user's file never goes), takes the
  * submitting user from the file's owner (never from its content), reads
  * it with the validating queue file reader, checks every address and the
  * limits, and writes a fresh queue file with a Received: header in
@@ -419,52 +421,57 @@ out:
 	return rc;
 }
 
-/* Commit the batch, tell qmgr, remove the maildrop files. */
+/* Commit the batch, tell qmgr (first: it is the latency path), then
+ * log and remove the maildrop files. */
 static void
 commit_batch(void)
 {
 	int result[BATCH_MAX];
-	struct buf path = BUF_INIT;
+	struct buf path = BUF_INIT, msgs = BUF_INIT;
 	struct proto_builder b;
-	int qfd, any = 0;
+	int qfd;
 	size_t i;
+
+	int64_t t0 = mono_ms();
 
 	if (nbatch == 0)
 		return;
 	qf_commit_many(batchq, nbatch, result);
-	qfd = proto_connect("private/qmgr");
+	msg_debug("committed a batch of %zu in %lld ms", nbatch, (long long)(mono_ms() - t0));
+	for (i = 0; i < nbatch; i++) {
+		if (result[i] != 0)
+			continue;
+		proto_build_start(&b, PROTO_QMGR_NEW);
+		proto_build_adds(&b, batchq[i].id);
+		proto_build_finish(&b);
+		buf_add(&msgs, b.out.data, b.out.len);
+		proto_build_free(&b);
+	}
+	/* qmgr also rescans active/: a failed announcement only delays */
+	if (msgs.len && (qfd = proto_connect("private/qmgr")) >= 0) {
+		(void)write_full(qfd, msgs.data, msgs.len);
+		close(qfd);
+	}
 	for (i = 0; i < nbatch; i++) {
 		struct prepared *p = &batch[i];
 		const char *id = batchq[i].id;
 
+		/* a failure was logged by qf_commit_many; the maildrop file stays */
 		if (result[i] == 0) {
 			msg_info("%s: uid=%ld from=<%s>", id, (long)p->uid, p->sender);
 			msg_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)",
 			    id, p->sender, (long long)p->size, p->nrcpt);
-			if (qfd >= 0) {
-				proto_build_start(&b, PROTO_QMGR_NEW);
-				proto_build_adds(&b, id);
-				if (proto_send(qfd, &b) < 0) {
-					close(qfd);
-					qfd = -1;
-				}
-			}
 			buf_reset(&path);
 			buf_printf(&path, "maildrop/%s", p->name);
 			if (unlink(buf_str(&path)) < 0 && errno != ENOENT)
 				msg_warn("unlink %s: %s", buf_str(&path), strerror(errno));
-			any = 1;
 		}
-		/* else: logged by qf_commit_many; the maildrop file stays */
 		free(p->name);
 		free(p->sender);
 	}
-	if (qfd >= 0)
-		close(qfd);
-	else if (any)
-		msg_debug("qmgr not reachable; it will find the new files by rescan");
 	nbatch = 0;
 	buf_free(&path);
+	buf_free(&msgs);
 }
 
 /* The "queue active" lines are logged after the commit, with the size. */

@@ -86,7 +86,7 @@ with Instance(users=["alice", "bob", "carol"]) as h:
     p = h.sendmail(["-bm", "-B", "8BITMIME", "-v", "-m", "-h", "20", "-L", "tag", "-G", "-U",
                     "-oem", "-odi", "-odb", "-oQ/tmp", "-ODeliveryMode=b", "alice@example.test"],
                    b"Subject: ignored-flags\n\nx\n")
-    t.is_(p.returncode, 0, "-bm -B -v -m -h -L -G -U -oem -odi -odb -oQ -O accepted", p.stderr)
+    t.ok(p.returncode == 0, "-bm -B -v -m -h -L -G -U -oem -odi -odb -oQ -O accepted", p.stderr)
     t.ok(by_subject(h, "alice", "ignored-flags") is not None, "and the message is delivered")
 
     # -X refused, unknown flag, '-' recipients
@@ -185,8 +185,8 @@ with Instance(users=["alice", "bob", "carol"]) as h:
         p = h.sendmail(args, data)
         t.is_(p.returncode, 0, "%s: exit 0" % name)
         t.ok(by_subject(h, user, subj) is not None, "%s: delivered to %s" % (name, user), p.stderr + h.log().encode()[-2000:])
-    m = by_subject(h, "carol", "mutt")
-    t.ok(m is not None and "\xc3\xa9" in m.get_payload(), "mutt: 8-bit body kept byte for byte")
+    raw = [r for r in h.messages("carol") if b"Subject: mutt" in r]
+    t.ok(raw and b"8bit \xc3\xa9t\xc3\xa9\n" in raw[0], "mutt: 8-bit body kept byte for byte")
 
     # bsd-mailx's mail -s, pointed at our sendmail
     mailx = shutil.which("bsd-mailx") or shutil.which("mail")

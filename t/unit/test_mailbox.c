@@ -147,7 +147,7 @@ test_append(void)
 	struct buf err = BUF_INIT;
 	struct stat st;
 	char *got;
-	const char *mb = path("mbox1");
+	char *mb = xstrdup(path("mbox1"));
 
 	opts(&o);
 	source(&s, &p, "Return-Path: <s@example.org>\nDelivered-To: u@example.test\n", "Subject: hi\n\nFrom me\nbye\n", 7);
@@ -170,6 +170,7 @@ test_append(void)
 	}
 	free(got);
 	buf_free(&err);
+	free(mb);
 }
 
 static void
@@ -216,7 +217,7 @@ test_truncate(void)
 	struct mbox_opts o;
 	struct buf err = BUF_INIT, big = BUF_INIT;
 	struct stat st1, st2;
-	const char *mb = path("trunc");
+	char *mb = xstrdup(path("trunc"));
 	size_t i;
 
 	opts(&o);
@@ -255,6 +256,7 @@ test_truncate(void)
 	}
 	buf_free(&big);
 	buf_free(&err);
+	free(mb);
 }
 
 static double
@@ -274,7 +276,7 @@ test_locks(void)
 	struct mbox_opts o;
 	struct buf err = BUF_INIT;
 	struct timeval t0;
-	const char *mb = path("locked");
+	char *mb = xstrdup(path("locked"));
 	int sync[2], ws, fd;
 	pid_t pid;
 	char c;
@@ -360,8 +362,12 @@ test_locks(void)
 		fd = open(mb, O_WRONLY | O_APPEND);
 		memset(&fl, 0, sizeof(fl));
 		fl.l_type = F_WRLCK;
-		if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+		fl.l_whence = SEEK_SET;
+		if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0) {
+			fprintf(stderr, "child lock: %s\n", strerror(errno));
+			(void)!write(sync[1], "E", 1);
 			_exit(1);
+		}
 		(void)!write(sync[1], "L", 1);
 		usleep(1000000);
 		_exit(0);
@@ -376,6 +382,7 @@ test_locks(void)
 	close(sync[0]);
 	close(sync[1]);
 	buf_free(&err);
+	free(mb);
 }
 
 static int

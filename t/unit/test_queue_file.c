@@ -668,6 +668,28 @@ test_commit(void)
 		ok(access(buf_str(&d), F_OK) == 0, "group file %d in active/", i);
 		unlink(buf_str(&d));
 	}
+	/* a larger batch takes the one-syncfs path */
+	{
+		struct qf_new qb[6];
+		int rb[6], j, good = 1;
+
+		for (j = 0; j < 6; j++) {
+			is_int(qf_new_open(&qb[j]), 0, "batch open %d", j);
+			qf_put_time(&qb[j].w, now_us());
+			qf_put_str(&qb[j].w, QREC_SENDER, j == 4 ? "bad\r" : "");
+			qf_put_rcpt(&qb[j].w, "c@d", "", 0);
+			qf_content_write(&qb[j].w, "x\n", 2);
+		}
+		is_int(qf_commit_many(qb, 6, rb), 1, "batch of 6: one failure");
+		for (j = 0; j < 6; j++) {
+			buf_reset(&d);
+			buf_printf(&d, "%s/active/%s", tmpdir, qb[j].id);
+			if ((j == 4) != (rb[j] == -1) || (access(buf_str(&d), F_OK) == 0) != (j != 4))
+				good = 0;
+			unlink(buf_str(&d));
+		}
+		ok(good, "batch of 6: the good files are in active/, the bad one is not");
+	}
 	/* missing spool: error, not a crash */
 	conf_set("queue_directory", "/nonexistent/spool");
 	is_int(qf_new_open(&q), -1, "qf_new_open without a spool fails");
