@@ -36,7 +36,10 @@ with SystemUser() as su:
             t.is_(st.st_mode & 0o777, 0o600, "mbox mode 0600")
 
         # .forward: copy to alice, keep one, pipe to a command
-        out = os.path.join(h.dir, "fwdcmd.out")
+        outdir = os.path.join(h.dir, "out")
+        os.makedirs(outdir)
+        os.chmod(outdir, 0o777)
+        out = os.path.join(outdir, "fwdcmd.out")
         f = os.path.join(fwd, user + ".forward")
         with open(f, "w") as fh:
             fh.write("alice@example.test, \\%s, \"|/usr/bin/id -u > %s\"\n" % (user, out))

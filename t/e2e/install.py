@@ -36,8 +36,9 @@ try:
     for m in ("sendmail.8", "mailq.1", "newaliases.8", "hermod.8", "hermod.conf.5", "aliases.5", "hermod-master.8"):
         t.ok(m in mans, "man page %s installed" % m)
     mq = os.path.join(prefix, "bin", "mailq")
-    t.ok(os.path.realpath(mq) == os.path.realpath(os.path.join(prefix, "sbin", "sendmail"))
-         or os.path.samefile(mq, os.path.join(prefix, "sbin", "sendmail")), "mailq is the sendmail binary")
+    sm = os.path.join(prefix, "sbin", "sendmail")
+    t.ok(os.path.exists(mq) and (os.path.samefile(mq, sm) or open(mq, "rb").read() == open(sm, "rb").read()),
+         "mailq is the sendmail binary")
     pd = os.path.join(prefix, "libexec", "hermod", "postdrop")
     if os.path.exists(pd):
         st = os.stat(pd)

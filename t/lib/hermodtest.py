@@ -55,8 +55,11 @@ class TAP:
                     print("#   " + line)
         return bool(cond)
 
-    def is_(self, got, want, name):
-        return self.ok(got == want, name, "got:      %r\nexpected: %r" % (got, want))
+    def is_(self, got, want, name, diag=None):
+        d = "got:      %r\nexpected: %r" % (got, want)
+        if diag is not None:
+            d += "\n" + (diag.decode(errors="replace") if isinstance(diag, bytes) else str(diag))
+        return self.ok(got == want, name, d)
 
     def skip(self, name, why):
         self.n += 1
