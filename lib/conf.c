@@ -69,6 +69,7 @@ static const struct param params[] = {
 	{ "local_recursion_limit", "20", "How deep alias, include and forward expansion may go." },
 	{ "hopcount_limit", "50", "Mail with more Received:/Delivered-To: headers than this bounces as a loop." },
 	{ "local_destination_concurrency_limit", "8", "Parallel deliveries qmgr hands to local at once." },
+	{ "smtp_destination_concurrency_limit", "20", "Parallel deliveries qmgr hands to the smtp agent at once." },
 	{ "local_delivery_timeout", "3600s", "How long qmgr waits for one local delivery request." },
 	{ "biff", "no", "Notify comsat of new mail (not implemented; accepted for compatibility)." },
 	/* queue */

@@ -37,8 +37,7 @@
 
 #define LOCAL_BATCH	50	/* recipients per local request */
 #define SMTP_BATCH	50	/* recipients per smtp request (one domain) */
-/* TODO: smtp_destination_concurrency_limit once the smtp client exists */
-#define SMTP_LIMIT	20
+#define SMTP_LIMIT	20	/* until conf says otherwise (smtp_destination_concurrency_limit) */
 #define CONN_IDLE_MS	10000	/* close agent connections idle this long */
 #define READ_CHUNK	65536
 
@@ -111,6 +110,8 @@ qmgr_deliver_init(void)
 	tr_local.timeout_ms = v > 0 ? v * 1000 : 3600000;
 	v = conf_time("ipc_timeout");
 	tr_smtp.timeout_ms = v > 0 ? v * 1000 : 3600000;
+	v = conf_int("smtp_destination_concurrency_limit");
+	tr_smtp.limit = v > 0 ? (size_t)v : 1;
 }
 
 static int
