@@ -219,6 +219,53 @@ entry_cmp(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/*
+ * While qmgr moves a message from active/ to deferred/ (write the new
+ * file, rename it in, then unlink the old one) the same ID can briefly be
+ * in both; the deferred copy is the newer complete one, as qmgr itself
+ * decides at start-up.  Rank: lower wins.
+ */
+static int
+queue_rank(const char *queue)
+{
+	if (!strcmp(queue, "deferred"))
+		return 0;
+	if (!strcmp(queue, "hold"))
+		return 1;
+	if (!strcmp(queue, "active"))
+		return 2;
+	return 3;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	const struct qentry *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c ? c : queue_rank(x->queue) - queue_rank(y->queue);
+}
+
+static void
+dedupe(struct qset *q)
+{
+	size_t i, n = 0;
+
+	if (q->n < 2)
+		return;
+	qsort(q->v, q->n, sizeof(*q->v), id_cmp);
+	for (i = 0; i < q->n; i++) {
+		if (n > 0 && !strcmp(q->v[n - 1].id, q->v[i].id)) {
+			qf_envelope_free(&q->v[i].env);
+			continue;
+		}
+		if (n != i)
+			q->v[n] = q->v[i];
+		n++;
+	}
+	q->n = n;
+}
+
 static void
 render_text(struct buf *out, const struct qset *q)
 {
@@ -338,6 +385,7 @@ qlist_render_dir(const char *qdir, struct buf *out, int format, struct buf *err)
 			return -1;
 		}
 	}
+	dedupe(&q);
 	if (q.n)
 		qsort(q.v, q.n, sizeof(*q.v), entry_cmp);
 	if (format == QLIST_JSON)
