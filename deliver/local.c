@@ -32,8 +32,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,15 +547,7 @@ main(int argc, char **argv)
 	if (conf_privileged() && geteuid() != 0)
 		msg_warn("privileged instance but not running as root: every delivery runs as uid %ld",
 		    (long)geteuid());
-	if (conf_privileged() && geteuid() == 0) {
-		/* Load the NSS modules once here, so that the child of every
-		 * delivery does not dlopen them again for initgroups(). */
-		gid_t groups[64];
-		int ngroups = 64;
 
-		(void)getpwnam("root");
-		(void)getgrouplist("root", 0, groups, &ngroups);
-	}
 	service_accept_loop(handle_conn, NULL, 0);
 	return 0;
 }

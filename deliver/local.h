@@ -114,6 +114,12 @@ void local_deliver_store(struct lmsg *m, struct leaf *lf, struct lstatus *st);
 /* The header fields prepended at delivery (Return-Path, Delivered-To). */
 void local_prefix(struct buf *out, const char *sender, const char *addr);
 
+/* Switch for good to pv's uid, gid and supplementary groups (looked up
+ * by local_priv_prepare in the parent before fork, cached).  Refuses uid
+ * 0 and checks that root cannot be regained.  0 ok, -1 errno. */
+int local_priv_prepare(const struct lprivs *pv);
+int local_priv_drop(const struct lprivs *pv);
+
 /* local_command.c: a |command leaf. */
 void local_deliver_command(struct lmsg *m, struct leaf *lf, struct lstatus *st);
 

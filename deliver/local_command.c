@@ -127,7 +127,7 @@ child(struct leaf *lf, int in, int out)
 			fprintf(stderr, "refusing to run a command as root\n");
 			_exit(EX_TEMPFAIL);
 		}
-		if (priv_drop_to(lf->pv.uid, lf->pv.gid, lf->pv.user) < 0) {
+		if (local_priv_drop(&lf->pv) < 0) {
 			fprintf(stderr, "cannot switch to uid %ld: %s\n", (long)lf->pv.uid, strerror(errno));
 			_exit(EX_TEMPFAIL);
 		}
@@ -202,6 +202,8 @@ local_deliver_command(struct lmsg *m, struct leaf *lf, struct lstatus *st)
 	int64_t drain_until = 0;
 	pid_t pid;
 
+	if (lf->pv.set && geteuid() == 0)
+		(void)local_priv_prepare(&lf->pv);
 	if ((in = message_fd(m, lf, &why)) < 0) {
 		lstatus_set(st, LS_DEFER, "4.3.0", "%s", buf_str(&why));
 		goto out;

@@ -3,7 +3,8 @@
  *
  * Privileges: in a privileged instance (local runs as root) every leaf
  * that belongs to a user is written by a child process that has dropped
- * to that user for good (priv_drop_to) and reports the outcome over a
+ * to that user for good (uid, gid and supplementary groups, looked up once
+ * in the parent and cached) and reports the outcome over a
  * pipe; the one exception is a mailbox in mail_spool_directory, which
  * the child creates, dotlocks and opens as root (the spool is usually
  * not writable by users) and then writes with the user's effective uid
@@ -95,6 +96,94 @@ out:
 	buf_free(&err);
 }
 
+/*
+ * Supplementary groups, looked up in the parent and cached for a minute:
+ * initgroups() in every child would load and query the NSS modules again
+ * for each delivery (milliseconds on a systemd host).
+ */
+struct gcache {
+	uid_t uid;
+	gid_t gid;
+	char *name;
+	gid_t *groups;
+	int n;
+	int64_t when;
+};
+
+#define GCACHE_SIZE	64
+
+static struct gcache gcache[GCACHE_SIZE];
+
+static const struct gcache *
+groups_of(const struct lprivs *pv)
+{
+	int64_t now = mono_ms();
+	struct gcache *g = NULL, *oldest = &gcache[0];
+	int i, n = 32;
+
+	for (i = 0; i < GCACHE_SIZE; i++) {
+		struct gcache *c = &gcache[i];
+
+		if (c->groups && c->uid == pv->uid && c->gid == pv->gid &&
+		    !strcmp(c->name ? c->name : "", pv->user ? pv->user : "") && now - c->when < 60000)
+			return c;
+		if (!c->groups || c->when < oldest->when)
+			oldest = c;
+	}
+	g = oldest;
+	free(g->name);
+	free(g->groups);
+	memset(g, 0, sizeof(*g));
+	g->uid = pv->uid;
+	g->gid = pv->gid;
+	g->name = pv->user ? xstrdup(pv->user) : NULL;
+	g->when = now;
+	g->groups = xcalloc((size_t)n, sizeof(gid_t));
+	if (pv->user) {
+		while (getgrouplist(pv->user, pv->gid, g->groups, &n) < 0) {
+			if (n > 65536) {
+				n = 1;
+				g->groups[0] = pv->gid;
+				break;
+			}
+			g->groups = xreallocarray(g->groups, (size_t)n, sizeof(gid_t));
+		}
+	} else {
+		n = 1;
+		g->groups[0] = pv->gid;
+	}
+	g->n = n;
+	return g;
+}
+
+int
+local_priv_prepare(const struct lprivs *pv)
+{
+	return groups_of(pv) ? 0 : -1;
+}
+
+int
+local_priv_drop(const struct lprivs *pv)
+{
+	const struct gcache *g;
+
+	if (pv->uid == 0) {
+		errno = EPERM;
+		return -1;
+	}
+	if (geteuid() != 0)
+		return priv_drop_to(pv->uid, pv->gid, NULL);
+	g = groups_of(pv);	/* normally cached by the parent before fork */
+	if (setgroups((size_t)g->n, g->groups) < 0 ||
+	    setresgid(pv->gid, pv->gid, pv->gid) < 0 || setresuid(pv->uid, pv->uid, pv->uid) < 0)
+		return -1;
+	if (setuid(0) == 0 || seteuid(0) == 0) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
 /* Child side: the status as "S\tDSN\ttext". */
 static void
 report(int fd, const struct lstatus *st)
@@ -115,6 +204,8 @@ in_child(struct lmsg *m, struct leaf *lf, struct lstatus *st)
 	pid_t pid;
 	ssize_t r;
 
+	if (lf->pv.set)
+		(void)local_priv_prepare(&lf->pv);
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		lstatus_set(st, LS_DEFER, "4.3.0", "pipe: %s", strerror(errno));
 		return;
@@ -132,7 +223,7 @@ in_child(struct lmsg *m, struct leaf *lf, struct lstatus *st)
 		lstatus_init(&cs);
 		if (lf->spool && lf->kind == LEAF_MBOX)
 			store(m, lf, &cs, lf->pv.set ? &lf->pv : NULL);
-		else if (priv_drop_to(lf->pv.uid, lf->pv.gid, lf->pv.user) < 0)
+		else if (local_priv_drop(&lf->pv) < 0)
 			lstatus_set(&cs, LS_DEFER, "4.3.0", "cannot switch to uid %ld: %s",
 			    (long)lf->pv.uid, strerror(errno));
 		else

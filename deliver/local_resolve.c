@@ -90,6 +90,23 @@ amap_open(struct amap *a)
 	buf_free(&src);
 }
 
+/* At exit: close the databases (libdb keeps state that is only freed by
+ * a close, which also keeps leak checkers quiet). */
+static void
+maps_close(void)
+{
+	size_t i;
+
+	for (i = 0; i < namaps; i++) {
+		map_close(amaps[i].m);
+		free(amaps[i].spec);
+	}
+	free(amaps);
+	amaps = NULL;
+	namaps = 0;
+	amaps_loaded = 0;
+}
+
 void
 local_maps_refresh(void)
 {
@@ -98,6 +115,8 @@ local_maps_refresh(void)
 	if (!amaps_loaded) {
 		char **v = conf_list("alias_maps");
 
+		if (!amaps)
+			atexit(maps_close);
 		amaps_loaded = 1;
 		namaps = strv_len(v);
 		amaps = xcalloc(namaps ? namaps : 1, sizeof(*amaps));

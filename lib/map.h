@@ -10,6 +10,8 @@
 #ifndef HERMOD_MAP_H
 #define HERMOD_MAP_H
 
+#include <sys/stat.h>
+
 #include "buf.h"
 
 struct map;
@@ -42,7 +44,6 @@ long map_build(const char *spec, int format, struct buf *err);
  * twice in a source: a warning naming both lines, and the LAST entry
  * wins (sendmail's behaviour).  "btree:/path" is accepted too (DB_BTREE).
  */
-#include <sys/stat.h>
 /* The stat of the database file as opened (owner for alias privileges). */
 int map_fstat(struct map *m, struct stat *st);
 /* 1 if the database file was replaced (rebuilt) since map_open, so the
