@@ -1192,8 +1192,15 @@ commit_rename(struct qf_new *q)
 int
 qf_commit_many(struct qf_new *q, size_t n, int *result)
 {
+	return qf_commit_many_early(q, n, result, NULL, NULL);
+}
+
+int
+qf_commit_many_early(struct qf_new *q, size_t n, int *result,
+    void (*renamed)(void *ctx, struct qf_new *q, size_t n, const int *result), void *ctx)
+{
 	struct buf dir = BUF_INIT;
-	size_t i, written = 0, renamed = 0, failed = 0;
+	size_t i, written = 0, nrenamed = 0, failed = 0;
 	int dirok = 1, group = 0;
 
 	for (i = 0; i < n; i++) {
@@ -1216,12 +1223,14 @@ qf_commit_many(struct qf_new *q, size_t n, int *result)
 		if (result[i] == 0)
 			result[i] = commit_rename(&q[i]);
 		if (result[i] == 0)
-			renamed++;
+			nrenamed++;
 		else
 			failed++;
 	}
-	if (renamed == 0)
+	if (nrenamed == 0)
 		return (int)failed;
+	if (renamed)
+		renamed(ctx, q, n, result);
 	conf_queue_path(&dir, "active");
 	if (fsync_dir(buf_str(&dir)) < 0) {
 		msg_error("fsync %s: %s", buf_str(&dir), strerror(errno));

@@ -182,5 +182,17 @@ int qf_dsn_valid(const char *s);
  * when not.  Returns the number of failures.  After qf_commit or
  * qf_commit_many only q->id remains meaningful (everything is freed). */
 int qf_commit_many(struct qf_new *q, size_t n, int *result);
+/*
+ * The same, calling renamed(ctx, q, n, result) once when the files are
+ * fsynced and renamed into active/ but before active/ itself is fsynced,
+ * so that a caller can announce them to qmgr while that fsync runs.  An
+ * announced file is complete and fsynced; only its name may not survive a
+ * crash yet, which is why the caller still keeps its own copy (the
+ * maildrop file) until this returns 0 for it: a crash can then cause a
+ * duplicate delivery, never a loss.  If the final fsync fails the file
+ * is removed from active/ and result[i] becomes -1 as usual.
+ */
+int qf_commit_many_early(struct qf_new *q, size_t n, int *result,
+    void (*renamed)(void *ctx, struct qf_new *q, size_t n, const int *result), void *ctx);
 
 #endif

@@ -421,37 +421,49 @@ out:
 	return rc;
 }
 
-/* Commit the batch, tell qmgr (first: it is the latency path), then
- * log and remove the maildrop files. */
+/* Tell qmgr about the renamed files while active/ is being fsynced: the
+ * announcement is the latency path.  qmgr also rescans active/, so a
+ * failed announcement only delays. */
 static void
-commit_batch(void)
+announce(void *ctx, struct qf_new *q, size_t n, const int *result)
 {
-	int result[BATCH_MAX];
-	struct buf path = BUF_INIT, msgs = BUF_INIT;
+	struct buf msgs = BUF_INIT;
 	struct proto_builder b;
-	int qfd;
 	size_t i;
+	int qfd;
 
-	int64_t t0 = mono_ms();
-
-	if (nbatch == 0)
-		return;
-	qf_commit_many(batchq, nbatch, result);
-	msg_debug("committed a batch of %zu in %lld ms", nbatch, (long long)(mono_ms() - t0));
-	for (i = 0; i < nbatch; i++) {
+	(void)ctx;
+	for (i = 0; i < n; i++) {
 		if (result[i] != 0)
 			continue;
 		proto_build_start(&b, PROTO_QMGR_NEW);
-		proto_build_adds(&b, batchq[i].id);
+		proto_build_adds(&b, q[i].id);
 		proto_build_finish(&b);
 		buf_add(&msgs, b.out.data, b.out.len);
 		proto_build_free(&b);
 	}
-	/* qmgr also rescans active/: a failed announcement only delays */
 	if (msgs.len && (qfd = proto_connect("private/qmgr")) >= 0) {
 		(void)write_full(qfd, msgs.data, msgs.len);
 		close(qfd);
 	}
+	buf_free(&msgs);
+}
+
+/* Commit the batch (announcing it to qmgr as soon as the files are in
+ * active/), then log and remove the maildrop files, which are the
+ * safety copy until the commit is complete. */
+static void
+commit_batch(void)
+{
+	int result[BATCH_MAX];
+	struct buf path = BUF_INIT;
+	size_t i;
+	int64_t t0 = mono_ms();
+
+	if (nbatch == 0)
+		return;
+	qf_commit_many_early(batchq, nbatch, result, announce, NULL);
+	msg_debug("committed a batch of %zu in %lld ms", nbatch, (long long)(mono_ms() - t0));
 	for (i = 0; i < nbatch; i++) {
 		struct prepared *p = &batch[i];
 		const char *id = batchq[i].id;
@@ -471,7 +483,6 @@ commit_batch(void)
 	}
 	nbatch = 0;
 	buf_free(&path);
-	buf_free(&msgs);
 }
 
 /* The "queue active" lines are logged after the commit, with the size. */
