@@ -98,9 +98,45 @@ static const struct param params[] = {
 	{ "service_throttle_time", "60s", "How long the master waits before restarting a service that keeps dying at start." },
 	{ "inet_interfaces", "127.0.0.1", "Addresses the network services listen on." },
 	{ "syslog_name", "hermod", "The prefix of every log line." },
-	/* network (later parts) */
+	/* TLS (shared by the servers) */
+	{ "tls_cert_file", "$config_directory/tls/cert.pem", "The server certificate chain (PEM) used by smtpd, popd and imapd unless overridden." },
+	{ "tls_key_file", "$config_directory/tls/key.pem", "The private key of tls_cert_file (PEM)." },
+	{ "tls_protocols", ">=TLSv1.2", "The lowest TLS version the servers accept (>=TLSv1.2 or >=TLSv1.3)." },
+	{ "tls_ciphers", "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS", "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults)." },
+	/* authd */
+	{ "authd_socket", "private/authd", "Where authd listens, relative to queue_directory." },
+	{ "auth_failure_delay", "2s", "How long a server waits before answering a failed login." },
+	{ "auth_failure_limit", "3", "Failed logins after which a server drops the client." },
+	/* smtpd */
 	{ "smtpd_banner", "$myhostname ESMTP $mail_name", "The SMTP greeting text." },
 	{ "mynetworks", "127.0.0.0/8 [::1]/128", "Clients allowed to relay." },
+	{ "relay_domains", "", "Remote domains smtpd accepts mail for from anyone (backup MX); empty: none." },
+	{ "smtpd_recipient_limit", "1000", "Most recipients in one SMTP transaction; more get 452 4.5.3." },
+	{ "smtpd_timeout", "300s", "How long smtpd waits for a client command or data line." },
+	{ "smtpd_data_timeout", "600s", "How long a whole DATA or BDAT transfer may take." },
+	{ "smtpd_line_length_limit", "1000", "Longest SMTP command line, including CRLF (RFC 5321 4.5.3.1.4); longer: 500 5.5.2." },
+	{ "smtpd_soft_error_limit", "10", "Errors after which smtpd answers each command with a delay." },
+	{ "smtpd_hard_error_limit", "20", "Errors after which smtpd says 421 and closes." },
+	{ "smtpd_error_sleep_time", "1s", "The delay after smtpd_soft_error_limit errors." },
+	{ "smtpd_sessions_per_process", "256", "Concurrent sessions one smtpd process serves." },
+	{ "smtpd_vrfy_enable", "no", "Answer VRFY (yes) or 252 2.5.2 (no)." },
+	{ "smtpd_bare_lf", "reject", "A bare LF or CR in DATA: reject (550 5.5.2) or normalize; never a message boundary." },
+	{ "smtpd_access_maps", "", "Access maps (hash:) keyed by client address/network, HELO name, sender, recipient domain: OK, REJECT, DEFER, HOLD, DISCARD." },
+	{ "smtpd_tls_security_level", "may", "STARTTLS: none (not offered), may (offered), encrypt (required before MAIL)." },
+	{ "smtpd_tls_wrappermode", "no", "Implicit TLS from the first byte (port 465)." },
+	{ "smtpd_tls_cert_file", "$tls_cert_file", "smtpd's certificate." },
+	{ "smtpd_tls_key_file", "$tls_key_file", "smtpd's private key." },
+	{ "smtpd_sasl_auth_enable", "yes", "Offer AUTH PLAIN and LOGIN (after TLS)." },
+	{ "smtpd_sasl_auth_required", "no", "Require AUTH before MAIL (set with -o on the submission service)." },
+	{ "smtpd_sasl_loopback_plaintext", "no", "Offer AUTH without TLS to loopback clients." },
+	{ "smtpd_milters", "", "Milters (a later issue)." },
+	/* popd */
+	{ "pop3_plaintext_auth", "loopback", "USER/PASS and AUTH PLAIN before TLS: no, loopback (only for loopback clients), yes." },
+	{ "pop3_idle_timeout", "600s", "Autologout after this long without a command (RFC 1939 asks for at least 10 minutes)." },
+	{ "pop3_line_length_limit", "512", "Longest POP3 command line, including CRLF." },
+	{ "pop3_tls_cert_file", "$tls_cert_file", "popd's certificate." },
+	{ "pop3_tls_key_file", "$tls_key_file", "popd's private key." },
+	{ "pop3_tls_wrappermode", "no", "Implicit TLS from the first byte (port 995)." },
 	{ NULL, NULL, NULL }
 };
 
@@ -374,6 +410,12 @@ char **
 conf_list(const char *name)
 {
 	return str_split(conf_str(name), ", \t");
+}
+
+int
+conf_known(const char *name)
+{
+	return param_index(name, strlen(name)) >= 0;
 }
 
 void

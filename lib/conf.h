@@ -26,6 +26,8 @@ long long conf_size(const char *name);	/* bytes */
 int conf_bool(const char *name);
 /* A list value split on commas and white space (free with strv_free). */
 char **conf_list(const char *name);
+/* 1 if name is a known parameter. */
+int conf_known(const char *name);
 /* Override a value (command-line -o name=value, tests). */
 void conf_set(const char *name, const char *value);
 /* Print "name = value" for every parameter (or only the non-default ones),

@@ -30,6 +30,8 @@ enum proto_type {
 	PROTO_DELIVER_REQ,	/* qmgr -> agent: see below */
 	PROTO_DELIVER_STATUS,	/* agent -> qmgr: [rcpt offset, status, dsn code, text] */
 	PROTO_DELIVER_DONE,	/* agent -> qmgr: [] end of statuses for one request */
+	PROTO_AUTH_REQ,		/* server -> authd: see lib/authc.h */
+	PROTO_AUTH_REPLY,	/* authd -> server: see lib/authc.h */
 	PROTO_TYPE_MAX
 };
 

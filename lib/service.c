@@ -29,6 +29,8 @@ service_init(const char *progname, int argc, char **argv)
 	struct buf err = BUF_INIT;
 	int i;
 
+	int first_o = 0, j;
+
 	svc_name = xstrdup(progname);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-C") && i + 1 < argc)
@@ -36,6 +38,10 @@ service_init(const char *progname, int argc, char **argv)
 		else if (!strcmp(argv[i], "-s") && i + 1 < argc) {
 			free(svc_name);
 			svc_name = xstrdup(argv[++i]);
+		} else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+			if (!first_o)
+				first_o = i;
+			i++;
 		} else if (!strcmp(argv[i], "-v"))
 			msg_verbose = 1;
 		else
@@ -46,6 +52,21 @@ service_init(const char *progname, int argc, char **argv)
 	if (conf_load(dir, &err) < 0)
 		msg_fatal("%s", buf_str(&err));
 	buf_free(&err);
+	/* master.conf "-o name=value": per-service overrides, as in Postfix */
+	for (j = first_o; first_o && j < i; j++) {
+		char *eq, *name;
+
+		if (strcmp(argv[j], "-o") || j + 1 >= i)
+			continue;
+		name = xstrdup(argv[++j]);
+		if (!(eq = strchr(name, '=')))
+			msg_fatal("-o %s: want name=value", name);
+		*eq = 0;
+		if (!conf_known(name))
+			msg_fatal("-o %s: unknown parameter", name);
+		conf_set(name, eq + 1);
+		free(name);
+	}
 	return i;
 }
 

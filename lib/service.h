@@ -20,7 +20,9 @@
 #define SERVICE_LISTEN_FD	3
 #define SERVICE_STATUS_FD	4
 
-/* Parse the common daemon options (-C dir, -s name, -v), initialise
+/* Parse the common daemon options (-C dir, -s name, -v, and any number
+ * of -o name=value overrides from master.conf, applied after the
+ * configuration is loaded; an unknown name is fatal), initialise
  * logging as hermod/NAME and load the configuration (fatal on error).
  * Returns the index of the first argument it did not consume. */
 int service_init(const char *progname, int argc, char **argv);

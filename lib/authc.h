@@ -1,0 +1,52 @@
+/*
+ * authc: the client side of authd (DESIGN.md: network-facing processes
+ * never read password files; authd, running as root, answers "is this
+ * user/password right, and who is it").
+ *
+ * Wire format (lib/proto.h):
+ *   PROTO_AUTH_REQ   [service ("smtpd", "popd", ...), user, password,
+ *                     client address (for the log; may be "")]
+ *   PROTO_AUTH_REPLY [result "ok" | "fail" | "tempfail", canonical user
+ *                     name, uid, gid, home, mailbox type "maildir" |
+ *                     "mbox", mailbox path (Maildir with trailing '/'),
+ *                     text for the log]
+ * A user is a virtual user of the instance (lib/vuser.h) or, in a
+ * privileged instance, a system user (shadow, crypt_r).  The reply never
+ * says which part was wrong.  authd applies no delay: the server that
+ * talks to the client delays failures (auth_failure_delay) and counts
+ * them (auth_failure_limit).
+ */
+#ifndef HERMOD_AUTHC_H
+#define HERMOD_AUTHC_H
+
+#include <sys/types.h>
+#include "buf.h"
+
+struct auth_user {
+	char *name;
+	uid_t uid;
+	gid_t gid;
+	char *home;
+	char *mailbox;		/* path; a Maildir path ends in '/' */
+	int maildir;		/* 1 Maildir, 0 mbox */
+};
+
+#define AUTHC_OK	1
+#define AUTHC_FAIL	0
+#define AUTHC_TEMPFAIL	(-1)
+
+/* Asynchronous use (event loops): authc_send connects to authd_socket
+ * and sends the request, returning the connected descriptor (or -1 with
+ * errno: authd unreachable, a temporary failure); when the descriptor is
+ * readable, authc_recv reads the reply (blocking until complete) and
+ * returns AUTHC_OK (u filled), AUTHC_FAIL or AUTHC_TEMPFAIL.  The caller
+ * closes the descriptor. */
+int authc_send(const char *service, const char *user, const char *password,
+    const char *client);
+int authc_recv(int fd, struct auth_user *u);
+/* Blocking convenience: send, wait (with ipc_timeout), receive, close. */
+int authc_check(const char *service, const char *user, const char *password,
+    const char *client, struct auth_user *u);
+void auth_user_free(struct auth_user *u);
+
+#endif
