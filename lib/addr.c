@@ -37,35 +37,6 @@ is_atext(unsigned char c)
 	return c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
 }
 
-/*
- * Length of the well-formed UTF-8 sequence of a non-ASCII character at
- * s (at most n bytes available), or 0 when it is not one.  Overlong
- * forms, surrogates, code points above U+10FFFF and the C1 controls
- * (U+0080..U+009F) are refused.
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned cp;
-	size_t len, i;
-
-	if (s[0] < 0xc2 || s[0] > 0xf4)
-		return 0;
-	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-	if (n < len)
-		return 0;
-	cp = s[0] & (0x7f >> len);
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || cp < 0xa0)
-		return 0;
-	return len;
-}
-
 /* 1 if local (len bytes) is a dot-atom: atoms of atext/UTF-8 joined by
  * single dots, nothing else. */
 static int
@@ -86,7 +57,7 @@ is_dot_atom(const char *local, size_t len)
 		} else if (is_atext(s[i])) {
 			need = 0;
 			i++;
-		} else if (s[i] >= 0x80 && (k = utf8_seq(s + i, len - i))) {
+		} else if (s[i] >= 0x80 && (k = utf8_char_len(s + i, len - i))) {
 			need = 0;
 			i += k;
 		} else
@@ -160,7 +131,7 @@ domain_valid(const char *d, size_t len)
 			if (label == 0)
 				return 0;
 			k = 1;
-		} else if (s[i] >= 0x80 && (k = utf8_seq(s + i, len - i)))
+		} else if (s[i] >= 0x80 && (k = utf8_char_len(s + i, len - i)))
 			;
 		else
 			return 0;
@@ -198,7 +169,7 @@ local_scan(const char *addr, size_t len)
 				i += 2;
 			} else if (s[i] >= 32 && s[i] <= 126)
 				i++;
-			else if (s[i] >= 0x80 && (k = utf8_seq(s + i, len - i)))
+			else if (s[i] >= 0x80 && (k = utf8_char_len(s + i, len - i)))
 				i += k;
 			else
 				return (size_t)-1;
@@ -211,7 +182,7 @@ local_scan(const char *addr, size_t len)
 		else if (is_atext(s[i])) {
 			atoms = 1;
 			i++;
-		} else if (s[i] >= 0x80 && (k = utf8_seq(s + i, len - i))) {
+		} else if (s[i] >= 0x80 && (k = utf8_char_len(s + i, len - i))) {
 			atoms = 1;
 			i += k;
 		} else

@@ -18,21 +18,6 @@
 
 #define HDR_LEN 12
 
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 void
 proto_msg_init(struct proto_msg *m)
 {
@@ -72,7 +57,7 @@ proto_build_add(struct proto_builder *b, const void *p, size_t n)
 
 	if (n > PROTO_MAX_PAYLOAD)
 		msg_panic("proto_build_add: field too large");
-	put32(len, (uint32_t)n);
+	be32_put(len, (uint32_t)n);
 	buf_add(&b->out, len, 4);
 	buf_add(&b->out, p, n);
 	b->nfields++;
@@ -109,8 +94,8 @@ proto_build_finish(struct proto_builder *b)
 	h[1] = 'M';
 	h[2] = PROTO_VERSION;
 	h[3] = (unsigned char)b->type;
-	put32(h + 4, b->nfields);
-	put32(h + 8, (uint32_t)payload);
+	be32_put(h + 4, b->nfields);
+	be32_put(h + 8, (uint32_t)payload);
 }
 
 void
@@ -156,8 +141,8 @@ check_header(const unsigned char *h, int *type, uint32_t *nf)
 	if (h[3] == 0 || h[3] >= PROTO_TYPE_MAX)
 		return -1;
 	*type = h[3];
-	*nf = get32(h + 4);
-	len = get32(h + 8);
+	*nf = be32_get(h + 4);
+	len = be32_get(h + 8);
 	if (*nf > PROTO_MAX_FIELDS || len > PROTO_MAX_PAYLOAD || (uint64_t)*nf * 4 > len)
 		return -1;
 	return (long)len;
@@ -178,7 +163,7 @@ split_fields(struct proto_msg *m, int type, uint32_t nf, const unsigned char *p,
 
 		if (len - off < 4)
 			goto bad;
-		flen = get32(p + off);
+		flen = be32_get(p + off);
 		off += 4;
 		if (flen > len - off)
 			goto bad;

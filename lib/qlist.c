@@ -41,30 +41,6 @@ struct qset {
 	size_t n, cap;
 };
 
-/* Length of a well-formed, printable UTF-8 sequence at s, else 0. */
-static size_t
-utf8_ok(const unsigned char *s, size_t n)
-{
-	unsigned cp;
-	size_t len, i;
-
-	if (s[0] < 0xc2 || s[0] > 0xf4)
-		return 0;
-	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-	if (n < len)
-		return 0;
-	cp = s[0] & (0x7f >> len);
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || cp < 0xa0)
-		return 0;
-	return len;
-}
-
 /* Text output: printable ASCII and good UTF-8 as is, the rest '?'. */
 static void
 put_text(struct buf *out, const char *str)
@@ -76,7 +52,7 @@ put_text(struct buf *out, const char *str)
 		if (s[i] >= 32 && s[i] < 127) {
 			buf_addc(out, s[i]);
 			i++;
-		} else if (s[i] >= 0x80 && (k = utf8_ok(s + i, n - i))) {
+		} else if (s[i] >= 0x80 && (k = utf8_char_len(s + i, n - i))) {
 			buf_add(out, s + i, k);
 			i += k;
 		} else {
@@ -107,7 +83,7 @@ put_json(struct buf *out, const char *str)
 		} else if (c < 0x80) {
 			buf_addc(out, c);
 			i++;
-		} else if ((k = utf8_ok(s + i, n - i))) {
+		} else if ((k = utf8_char_len(s + i, n - i))) {
 			buf_add(out, s + i, k);
 			i += k;
 		} else {

@@ -40,22 +40,6 @@
 #define WIN_READ	65536		/* read-ahead of the envelope reader */
 #define FLUSH_AT	65536		/* writer buffer flush threshold */
 
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	    ((uint32_t)p[2] << 8) | p[3];
-}
-
 /*
  * Strict unsigned decimal: digits only, no sign, no leading zero (except
  * "0"), at most maxdigits, value <= max.
@@ -499,7 +483,7 @@ parse_src(struct src *s, struct qf_envelope *env, struct buf *err)
 		    state == S_CONTENT ? HDR : WIN_READ)) == NULL)
 			goto ioerr;
 		type = h[0];
-		len = get32(h + 1);
+		len = be32_get(h + 1);
 		if ((off_t)len > s->size - off - HDR) {
 			corrupt(err, off, "record length beyond the end of the file");
 			goto fail;
@@ -706,7 +690,7 @@ qf_content(int fd, const struct qf_envelope *env,
 				break;
 			}
 		}
-		len = get32((unsigned char *)b + 1);
+		len = be32_get((unsigned char *)b + 1);
 		if (b[0] == QREC_END) {
 			rc = 0;
 			break;
@@ -760,7 +744,7 @@ w_record(struct qf_writer *w, int type, const char *p, size_t n)
 	unsigned char h[HDR];
 
 	h[0] = (unsigned char)type;
-	put32(h + 1, (uint32_t)n);
+	be32_put(h + 1, (uint32_t)n);
 	buf_add(&w->out, h, HDR);
 	buf_add(&w->out, p, n);
 	if (w->out.len >= FLUSH_AT && !w->data_open)
@@ -790,7 +774,7 @@ close_data(struct qf_writer *w)
 	if (!w->data_open)
 		return;
 	pos = w->data_open - 1;
-	put32((unsigned char *)w->out.data + pos + 1, (uint32_t)(w->out.len - pos - HDR));
+	be32_put((unsigned char *)w->out.data + pos + 1, (uint32_t)(w->out.len - pos - HDR));
 	w->data_open = 0;
 	if (w->out.len >= FLUSH_AT)
 		w_flush(w);

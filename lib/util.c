@@ -115,34 +115,79 @@ read_full(int fd, void *p, size_t n)
 }
 
 int
-read_file(const char *path, struct buf *b, size_t max)
+read_fd(int fd, struct buf *b, size_t max)
 {
 	char tmp[8192];
-	int fd;
 	ssize_t r;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
 	buf_reset(b);
 	for (;;) {
 		r = read(fd, tmp, sizeof(tmp));
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			close(fd);
 			return -1;
 		}
 		if (r == 0)
-			break;
+			return 0;
 		if (b->len + (size_t)r > max) {
-			close(fd);
 			errno = EFBIG;
 			return -1;
 		}
 		buf_add(b, tmp, (size_t)r);
 	}
+}
+
+int
+read_file(const char *path, struct buf *b, size_t max)
+{
+	int fd, rc, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = read_fd(fd, b, max);
+	saved = errno;
 	close(fd);
-	return 0;
+	errno = saved;
+	return rc;
+}
+
+void
+be32_put(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+uint32_t
+be32_get(const unsigned char *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+size_t
+utf8_char_len(const unsigned char *s, size_t n)
+{
+	unsigned cp;
+	size_t len, i;
+
+	if (n == 0 || s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	if (n < len)
+		return 0;
+	cp = s[0] & (0x7f >> len);
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || cp < 0xa0)
+		return 0;
+	return len;
 }
 
 int

@@ -28,6 +28,19 @@ ssize_t read_full(int fd, void *p, size_t n);
  * errno EFBIG when it is larger than max. */
 int read_file(const char *path, struct buf *b, size_t max);
 
+/* Read all of fd into b (replacing its content); -1 with errno, EFBIG
+ * when there is more than max. */
+int read_fd(int fd, struct buf *b, size_t max);
+
+/* Big-endian 32-bit integers (the record formats of queue files and IPC). */
+void be32_put(unsigned char *p, uint32_t v);
+uint32_t be32_get(const unsigned char *p);
+
+/* Length of the well-formed UTF-8 sequence of a non-ASCII character at
+ * s (n bytes available), or 0: overlong forms, surrogates, code points
+ * above U+10FFFF and the C1 controls (U+0080..U+009F) are refused. */
+size_t utf8_char_len(const unsigned char *s, size_t n);
+
 /* Durability: fsync a directory, or the directory holding path. */
 int fsync_dir(const char *dir);
 int fsync_parent(const char *path);

@@ -313,29 +313,13 @@ lock_users(const char *path, struct stat *st, struct buf *err)
 	return -1;
 }
 
-/* Read everything from fd (the locked file).  0 ok, -1 errno. */
+/* Read everything from fd (the locked file); NULs are refused.  0 ok,
+ * -1 errno. */
 static int
-read_fd(int fd, struct buf *data)
+read_locked(int fd, struct buf *data)
 {
-	char tmp[8192];
-
-	buf_reset(data);
-	for (;;) {
-		ssize_t r = read(fd, tmp, sizeof(tmp));
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		if (data->len + (size_t)r > VUSER_FILE_MAX) {
-			errno = EFBIG;
-			return -1;
-		}
-		buf_add(data, tmp, (size_t)r);
-	}
+	if (read_fd(fd, data, VUSER_FILE_MAX) < 0)
+		return -1;
 	if (data->len && memchr(data->data, 0, data->len)) {
 		errno = EINVAL;
 		return -1;
@@ -478,7 +462,7 @@ rewrite(const char *name, const char *newline, int *found, struct buf *err)
 	*found = 0;
 	if ((fd = lock_users(path, &st, err)) < 0)
 		return -1;
-	if (read_fd(fd, &data) < 0) {
+	if (read_locked(fd, &data) < 0) {
 		buf_printf(err, "read %s: %s", path, strerror(errno));
 		goto out;
 	}
