@@ -18,6 +18,7 @@
 #include "hermod_spool.h"
 #include "conf.h"
 #include "map.h"
+#include "tls.h"
 #include "util.h"
 
 #include <errno.h>
@@ -45,7 +46,8 @@
 #define HERMOD_LOCALSTATEDIR "/var"
 #endif
 
-#define MAX_PORT_BASE	(65535 - 347)
+/* the highest offset is pop3s, N+995 */
+#define MAX_PORT_BASE	(65535 - 995)
 
 struct init_opts {
 	struct buf dir;
@@ -259,8 +261,8 @@ hermod_conf_text(struct buf *t, const struct init_opts *o)
 
 		buf_printf(t,
 		    "# programs from the build tree %s\n"
-		    "daemon_directory = %s/mta:%s/queue:%s/deliver\n"
-		    "command_directory = %s/mta\n", b, b, b, b, b);
+		    "daemon_directory = %s/mta:%s/queue:%s/deliver:%s/popd:%s/imapd:%s/xmppgw\n"
+		    "command_directory = %s/mta\n", b, b, b, b, b, b, b, b);
 	} else
 		buf_printf(t,
 		    "daemon_directory = %s\n"
@@ -281,39 +283,84 @@ hermod_conf_text(struct buf *t, const struct init_opts *o)
 		    "# the instance user's own mbox (a rootless instance cannot write /var/mail)\n"
 		    "mail_spool_directory = %s/mailspool\n", d);
 	buf_printf(t, "\n# network services listen on loopback only\ninet_interfaces = 127.0.0.1\n");
+	buf_printf(t, "# TLS for smtpd, popd and imapd: %s/tls/cert.pem and key.pem (made\n"
+	    "# self-signed by hermod init; replace them with your own)\n", d);
 	if (n)
 		buf_printf(t,
 		    "# port plan (--port-base %lld), see master.conf:\n"
-		    "#   smtp %lld, submission %lld, smtps %lld, pop3 %lld, imap %lld,\n"
-		    "#   xmpp c2s %lld, xmpp component %lld\n",
-		    n, n + 25, n + 87, n + 65, n + 110, n + 143, n + 222, n + 347);
+		    "#   smtp %lld, submission %lld, smtps %lld, pop3 %lld, pop3s %lld,\n"
+		    "#   imap %lld, xmpp c2s %lld, xmpp component %lld\n",
+		    n, n + 25, n + 87, n + 65, n + 110, n + 995, n + 143, n + 222, n + 347);
 	else
 		buf_printf(t,
 		    "# port plan: the standard ports (smtp 25, submission 587, smtps 465,\n"
-		    "#   pop3 110, imap 143, xmpp c2s 5222, xmpp component 5347), see master.conf\n");
+		    "#   pop3 110, pop3s 995, imap 143, xmpp c2s 5222, xmpp component 5347),\n"
+		    "#   see master.conf\n");
 	buf_free(&build);
 	buf_free(&date);
 }
 
+/* 1 if program name is an executable file in $daemon_directory (of the
+ * configuration just written and loaded): hermod-master would find it. */
+static int
+have_program(const char *name)
+{
+	char **dirs = str_split(conf_str("daemon_directory"), ":");
+	struct buf p = BUF_INIT;
+	struct stat st;
+	size_t i;
+	int found = 0;
+
+	for (i = 0; dirs[i] && !found; i++) {
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", dirs[i], name);
+		found = stat(buf_str(&p), &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(buf_str(&p), X_OK) == 0;
+	}
+	strv_free(dirs);
+	buf_free(&p);
+	return found;
+}
+
+/* master.conf; written once hermod.conf is loaded, because a network
+ * service is enabled only when its program is in $daemon_directory.
+ * enabled gets the list of the services turned on, for the summary. */
 static void
-master_conf_text(struct buf *t, const struct init_opts *o)
+master_conf_text(struct buf *t, const struct init_opts *o, struct buf *enabled)
 {
 	long long n = o->port_base;
 	static const struct {
 		const char *name, *prog;
 		int off, std;
+		const char *args;	/* NULL: not enabled by this release */
 	} net[] = {
-		{ "smtp", "smtpd", 25, 25 },
-		{ "submission", "smtpd", 87, 587 },
-		{ "smtps", "smtpd", 65, 465 },
-		{ "pop3", "popd", 110, 110 },
-		{ "imap", "imapd", 143, 143 },
-		{ "xmpp", "xmppgw", 222, 5222 },
-		{ "component", "xmppgw", 347, 5347 },
-		{ NULL, NULL, 0, 0 }
+		{ "smtp", "smtpd", 25, 25, "" },
+		{ "submission", "smtpd", 87, 587, " -o smtpd_sasl_auth_required=yes" },
+		{ "smtps", "smtpd", 65, 465, " -o smtpd_tls_wrappermode=yes" },
+		{ "pop3", "popd", 110, 110, "" },
+		{ "pop3s", "popd", 995, 995, " -o pop3_tls_wrappermode=yes" },
+		{ "imap", "imapd", 143, 143, NULL },
+		{ "xmpp", "xmppgw", 222, 5222, NULL },
+		{ "component", "xmppgw", 347, 5347, NULL },
+		{ NULL, NULL, 0, 0, NULL }
 	};
+	struct buf host = BUF_INIT;
 	size_t i;
 
+	/* rootless: loopback; privileged: the first of $inet_interfaces
+	 * (127.0.0.1 as init writes it) */
+	if (o->privileged) {
+		char **ifs = conf_list("inet_interfaces");
+
+		if (!ifs[0] || !strcmp(ifs[0], "all"))
+			buf_adds(&host, "*");
+		else if (strchr(ifs[0], ':'))
+			buf_printf(&host, "[%s]", ifs[0]);	/* IPv6 */
+		else
+			buf_adds(&host, ifs[0]);
+		strv_free(ifs);
+	} else
+		buf_adds(&host, "127.0.0.1");
 	buf_printf(t,
 	    "# master.conf: the services hermod-master runs for the instance in\n"
 	    "# %s; see master.conf(5).  Unix socket paths are relative to\n"
@@ -324,17 +371,25 @@ master_conf_text(struct buf *t, const struct init_opts *o)
 	    "qmgr        private/qmgr    unix y       1     qmgr\n"
 	    "local       private/local   unix y       8     local\n"
 	    "showq       public/showq    unix n       4     showq\n"
+	    "authd       private/authd   unix y       4     authd\n"
 	    "#\n"
-	    "# The network services of later releases, with this instance's\n"
-	    "# ports (port base %lld); enable each when its program exists.\n",
+	    "# The network services, with this instance's ports (port base %lld).\n"
+	    "# Those whose program was not in daemon_directory when hermod init\n"
+	    "# ran are commented out: enable each when its program exists.\n",
 	    buf_str(&o->dir), buf_str(&o->dir), n);
+	buf_adds(enabled, "pickup, qmgr, local, showq, authd");
 	for (i = 0; net[i].name; i++) {
 		struct buf l = BUF_INIT;
+		int on = net[i].args && have_program(net[i].prog);
 
-		buf_printf(&l, "127.0.0.1:%lld", n ? n + net[i].off : (long long)net[i].std);
-		buf_printf(t, "#%-10s %-15s inet n       -     %s\n", net[i].name, buf_str(&l), net[i].prog);
+		buf_printf(&l, "%s:%lld", buf_str(&host), n ? n + net[i].off : (long long)net[i].std);
+		buf_printf(t, "%s%-10s %-15s inet n       -     %s%s\n", on ? "" : "#", net[i].name,
+		    buf_str(&l), net[i].prog, net[i].args ? net[i].args : "");
+		if (on)
+			buf_printf(enabled, ", %s", net[i].name);
 		buf_free(&l);
 	}
+	buf_free(&host);
 }
 
 static void
@@ -473,16 +528,50 @@ make_file_if_missing(const char *path, const struct buf *text, mode_t mode, int 
 	return rc;
 }
 
+/* DIR/tls/cert.pem and key.pem: a self-signed certificate for the host
+ * name, unless both files are there already (--force keeps them). */
+static int
+make_tls(const struct init_opts *o, int *made)
+{
+	struct buf tdir = BUF_INIT, cert = BUF_INIT, key = BUF_INIT, err = BUF_INIT;
+	int rc = -1;
+
+	*made = 0;
+	buf_printf(&tdir, "%s/tls", buf_str(&o->dir));
+	buf_printf(&cert, "%s/cert.pem", buf_str(&tdir));
+	buf_printf(&key, "%s/key.pem", buf_str(&tdir));
+	if (access(buf_str(&cert), F_OK) == 0 && access(buf_str(&key), F_OK) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (mkdir_p(buf_str(&tdir), 0755) < 0) {
+		hermod_say("mkdir %s: %s", buf_str(&tdir), strerror(errno));
+		goto out;
+	}
+	if (tls_make_selfsigned(buf_str(&cert), buf_str(&key), o->hostname, &err) < 0) {
+		hermod_say("TLS certificate: %s", buf_str(&err));
+		goto out;
+	}
+	*made = 1;
+	rc = 0;
+out:
+	buf_free(&tdir);
+	buf_free(&cert);
+	buf_free(&key);
+	buf_free(&err);
+	return rc;
+}
+
 int
 hermod_init(int argc, char **argv)
 {
 	struct init_opts o;
-	struct buf t = BUF_INIT, p = BUF_INIT, err = BUF_INIT;
+	struct buf t = BUF_INIT, p = BUF_INIT, err = BUF_INIT, services = BUF_INIT;
 	struct spool_owner own;
 	struct passwd *pw;
 	char host[256];
 	const char *d;
-	int rc, made_aliases = 0, made_users = 0;
+	int rc, made_aliases = 0, made_users = 0, made_tls = 0;
 	long nalias;
 
 	memset(&o, 0, sizeof(o));
@@ -527,15 +616,17 @@ hermod_init(int argc, char **argv)
 	hermod_conf_text(&t, &o);
 	if (write_conf_file(d, "hermod.conf", &t, 0644) < 0)
 		goto out;
-	buf_reset(&t);
-	master_conf_text(&t, &o);
-	if (write_conf_file(d, "master.conf", &t, 0644) < 0)
-		goto out;
 	if (conf_load(d, &err) < 0) {
 		hermod_say("%s", buf_str(&err));
 		rc = EX_SOFTWARE;
 		goto out;
 	}
+	buf_reset(&t);
+	master_conf_text(&t, &o, &services);
+	if (write_conf_file(d, "master.conf", &t, 0644) < 0)
+		goto out;
+	if (make_tls(&o, &made_tls) < 0)
+		goto out;
 
 	buf_reset(&t);
 	aliases_text(&t, &o);
@@ -575,7 +666,9 @@ hermod_init(int argc, char **argv)
 	}
 
 	printf("  %s/hermod.conf  parameters (hermod -C %s config -n)\n", d, d);
-	printf("  %s/master.conf  services pickup, qmgr, local, showq\n", d);
+	printf("  %s/master.conf  services %s\n", d, buf_str(&services));
+	printf("  %s/tls/         cert.pem and key.pem%s%s\n", d,
+	    made_tls ? ": a self-signed certificate for " : " (kept)", made_tls ? o.hostname : "");
 	printf("  %s/aliases      %s; %ld aliases built into aliases.db\n", d,
 	    made_aliases ? "postmaster and RFC 2142 names" : "kept", nalias);
 	printf("  %s/users        virtual users%s: hermod -C %s user add NAME\n", d,
@@ -596,5 +689,6 @@ out:
 	buf_free(&t);
 	buf_free(&p);
 	buf_free(&err);
+	buf_free(&services);
 	return rc;
 }

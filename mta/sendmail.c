@@ -60,7 +60,7 @@ enum mode {
 	MODE_PRINTQ,		/* -bp, mailq */
 	MODE_NEWALIASES,	/* -bi, -I, newaliases */
 	MODE_VERIFY,		/* -bv */
-	MODE_SMTP,		/* -bs: not yet */
+	MODE_SMTP,		/* -bs: smtpd -S on stdin/stdout */
 	MODE_DAEMON,		/* -bd, -bD: use hermod start */
 	MODE_FLUSH		/* -q */
 };
@@ -1380,6 +1380,36 @@ do_flush(struct opts *o)
 	return EX_OK;
 }
 
+/* -bs: the SMTP server's session on stdin/stdout (smtpd -S, local
+ * submission as the calling user), found in daemon_directory. */
+static int
+do_smtp(void)
+{
+	char **dirs = str_split(conf_str("daemon_directory"), ":");
+	struct buf path = BUF_INIT;
+	size_t i;
+
+	for (i = 0; dirs && dirs[i]; i++) {
+		if (!*dirs[i])
+			continue;
+		buf_reset(&path);
+		buf_printf(&path, "%s/smtpd", dirs[i]);
+		if (access(buf_str(&path), X_OK) == 0) {
+			char *argv[] = { "smtpd", "-C", (char *)conf_dir(), "-S", NULL };
+
+			fflush(stdout);
+			execv(buf_str(&path), argv);
+			msg_error("exec %s: %s", buf_str(&path), strerror(errno));
+			break;
+		}
+	}
+	strv_free(dirs);
+	buf_free(&path);
+	printf("421 4.3.0 %s -bs: the SMTP server is not available\r\n", progname);
+	fflush(stdout);
+	return EX_UNAVAILABLE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1405,16 +1435,13 @@ main(int argc, char **argv)
 	if (argc < 1)
 		usage(NULL);
 	parse_args(argc, argv, &o);
-	if (o.mode == MODE_SMTP) {
-		printf("500 5.5.1 %s -bs (SMTP on standard input) is not supported yet\r\n", progname);
-		fflush(stdout);
-		die(EX_UNAVAILABLE, "-bs (SMTP on standard input) is not supported yet");
-	}
 	if (o.mode == MODE_DAEMON)
 		die(EX_UNAVAILABLE, "-bd: this sendmail does not run as a daemon; start the mail system with: hermod start");
 	if (conf_load(o.confdir, &err) < 0)
 		die(EX_TEMPFAIL, "%s", buf_str(&err));
 	buf_free(&err);
+	if (o.mode == MODE_SMTP)
+		return do_smtp();
 	switch (o.mode) {
 	case MODE_PRINTQ:
 		return do_printq(&o);

@@ -1,0 +1,354 @@
+"""
+popd_session: POP3 (RFC 1939/2449/2595/5034) against a running instance
+over loopback, with poplib and raw sockets, and through `popd -i` on a
+pipe: every command in every state, byte-exact RETR, TOP, UIDL
+stability, DELE+RSET, DELE+QUIT, DELE and a dropped connection,
+[IN-USE], bad commands, pipelining, STLS, implicit TLS (pop3s), the
+plaintext policy, failed logins delayed and limited, autologout.
+"""
+import os
+import poplib
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+from hermodtest import TAP, Instance, BUILDDIR, wait_until
+
+POPD = os.path.join(BUILDDIR, "popd", "popd")
+
+
+def enable_pop3(h):
+    """pop3 and pop3s listeners in master.conf (hermod init adds them
+    when popd is in daemon_directory; make sure either way)."""
+    mc = os.path.join(h.dir, "master.conf")
+    text = open(mc).read()
+    lines = [l for l in text.splitlines() if not re.match(r"^#?pop3s?\s", l)]
+    lines.append("pop3 127.0.0.1:%d inet n - %s" % (h.port_base + 110, POPD))
+    lines.append("pop3s 127.0.0.1:%d inet n - %s -o pop3_tls_wrappermode=yes" % (h.port_base + 995, POPD))
+    open(mc, "w").write("\n".join(lines) + "\n")
+
+
+class Raw:
+    """A raw POP3 connection: send bytes, read lines and multi-line answers."""
+
+    def __init__(self, port=None, sock=None, proc=None):
+        self.proc = proc
+        if proc:
+            self.r, self.w = proc.stdout, proc.stdin
+        else:
+            self.s = sock or socket.create_connection(("127.0.0.1", port), timeout=15)
+            self.r = self.w = None
+        self.buf = b""
+
+    def _recv(self):
+        if self.proc:
+            d = os.read(self.r.fileno(), 65536)
+        else:
+            d = self.s.recv(65536)
+        if not d:
+            raise EOFError("connection closed")
+        self.buf += d
+
+    def send(self, data):
+        if self.proc:
+            self.w.write(data)
+            self.w.flush()
+        else:
+            self.s.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._recv()
+        l, self.buf = self.buf.split(b"\r\n", 1)
+        return l
+
+    def multi(self):
+        """The data of a multi-line answer (still dot-stuffed), ending CRLF.CRLF."""
+        while b"\r\n.\r\n" not in self.buf:
+            self._recv()
+        d, self.buf = self.buf.split(b"\r\n.\r\n", 1)
+        return d + b"\r\n" if d else b""
+
+    def cmd(self, c):
+        self.send(c.encode() + b"\r\n")
+        return self.line()
+
+    def closed(self):
+        try:
+            self._recv()
+            return False
+        except (EOFError, ConnectionResetError, OSError):
+            return True
+
+    def close(self):
+        if self.proc:
+            self.w.close()
+            self.proc.wait(10)
+        else:
+            self.s.close()
+
+
+def wire(stored):
+    """What RETR must send for a stored message: CRLF lines, dot-stuffed."""
+    out = b""
+    lines = stored.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines = lines[:-1]
+    for l in lines:
+        if l.endswith(b"\r"):
+            l = l[:-1]
+        if l.startswith(b"."):
+            l = b"." + l
+        out += l + b"\r\n"
+    return out
+
+
+t = TAP()
+with Instance(users=["alice", "bob", "carol"], start=False,
+              conf={"auth_failure_delay": "1s", "auth_failure_limit": "3"}) as h:
+    enable_pop3(h)
+    h.start()
+    port = h.port_base + 110
+    sport = h.port_base + 995
+    t.ok(wait_until(lambda: h.pids("pop3") and h.pids("pop3s"), 10), "pop3 and pop3s services running", h.log())
+
+    tricky = (b"Subject: tricky\n\n.\n..two dots\n.leading dot\nFrom the start\n"
+              b"trailing space  \n\n\nblank lines above\n\xc3\xa9 8-bit\n" + b"x" * 1500 + b"\nlast line\n")
+    h.sendmail(["-i", "alice@example.test"], tricky)
+    for i in range(2, 6):
+        h.sendmail(["alice@example.test"], b"Subject: m%d\n\nbody %d\nline 2\nline 3\n" % (i, i))
+    msgs = h.wait_messages("alice", 5)
+    t.ok(len(msgs) == 5, "5 messages delivered to alice")
+    files = h.message_files("alice")
+
+    # --- AUTHORIZATION state ---------------------------------------------
+    c = Raw(port)
+    g = c.line()
+    t.ok(g.startswith(b"+OK"), "greeting", g)
+    t.ok(b"<" not in g, "no APOP timestamp in the greeting")
+    c.send(b"CAPA\r\n")
+    t.ok(c.line().startswith(b"+OK"), "CAPA +OK")
+    caps = c.multi().decode().split("\r\n")
+    for cap in ("TOP", "USER", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE",
+                "SASL PLAIN", "STLS", "EXPIRE NEVER", "IMPLEMENTATION hermod"):
+        t.ok(cap in caps, "CAPA lists " + cap, caps)
+    for bad in ("STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "RSET", "TOP 1 1", "UIDL", "LAST",
+                "XYZZ", "FOOBAR", ""):
+        t.ok(c.cmd(bad).startswith(b"-ERR"), "before login: %r refused" % bad)
+    t.ok(c.cmd("PASS secret").startswith(b"-ERR"), "PASS before USER refused")
+    t.ok(c.cmd("APOP alice 0123456789abcdef0123456789abcdef").startswith(b"-ERR"), "APOP not supported")
+    t.ok(c.cmd("AUTH CRAM-MD5").startswith(b"-ERR"), "unknown SASL mechanism refused")
+    c.send(b"AUTH\r\n")
+    t.ok(c.line().startswith(b"+OK") and c.multi() == b"PLAIN\r\n", "AUTH lists PLAIN")
+    t.ok(c.cmd("USER " + "a" * 600).startswith(b"-ERR"), "over-long line refused")
+    t.ok(c.cmd("NOOP").startswith(b"-ERR"), "session goes on after an over-long line")
+    t.ok(c.cmd("USER alice").startswith(b"+OK"), "USER")
+    t0 = time.time()
+    r = c.cmd("PASS wrong")
+    t.ok(r.startswith(b"-ERR [AUTH]"), "wrong password: -ERR [AUTH]", r)
+    t.ok(time.time() - t0 >= 0.9, "failure answered after auth_failure_delay")
+    c.cmd("USER alice")
+    r = c.cmd("PASS wrong2")
+    c.cmd("USER alice")
+    r = c.cmd("PASS wrong3")
+    t.ok(r.startswith(b"-ERR [AUTH]") and c.closed(), "dropped after auth_failure_limit failures", r)
+    c.close()
+
+    # --- TRANSACTION with poplib ------------------------------------------
+    p = poplib.POP3("127.0.0.1", port, timeout=15)
+    p.user("alice")
+    r = p.pass_("secret")
+    t.ok(r.startswith(b"+OK"), "login with USER/PASS")
+    n, size = p.stat()
+    t.is_(n, 5, "STAT count")
+    resp, lst, _ = p.list()
+    sizes = [int(l.split()[1]) for l in lst]
+    t.is_(sum(sizes), size, "LIST sizes add up to STAT")
+    resp, ul, _ = p.uidl()
+    uidls = [l.split()[1] for l in ul]
+    t.is_(len(set(uidls)), 5, "UIDLs unique")
+    t.ok(all(re.match(rb"^[\x21-\x7e]{1,70}$", u) for u in uidls), "UIDLs valid (RFC 1939)")
+    t.ok(p.uidl(2).split()[2] == uidls[1], "UIDL n")
+    t.ok(p.list(3).split()[2] == str(sizes[2]).encode(), "LIST n")
+    resp, lines, octets = p.retr(1)
+    stored = [m for m in h.messages("alice") if b"Subject: tricky" in m][0]
+    t.is_(b"\n".join(lines) + b"\n", stored.replace(b"\r\n", b"\n"), "poplib RETR = stored message")
+    t.ok(p.retr(2)[0].startswith(b"+OK"), "RETR 2")
+    t.is_(p._shortcmd("LAST"), b"+OK 2", "LAST after RETR 2")
+    resp, top, _ = p.top(2, 1)
+    t.ok(top[-2] == b"" and top[-1] == b"body 2", "TOP 2 1: header, empty line, 1 body line", top)
+    resp, top0, _ = p.top(2, 0)
+    t.ok(top0[-1] == b"" and b"body 2" not in top0, "TOP 2 0: header only", top0)
+    t.ok(p.noop().startswith(b"+OK"), "NOOP")
+    t.ok(p.dele(3).startswith(b"+OK"), "DELE 3")
+    t.is_(p.stat()[0], 4, "STAT after DELE skips it")
+    for bad, why in (("RETR 3", "deleted"), ("DELE 3", "deleted twice"), ("RETR 9", "out of range"),
+                     ("RETR 0", "zero"), ("RETR x", "not a number"), ("TOP 1", "missing count"),
+                     ("TOP 1 x", "bad count"), ("LIST 9", "LIST out of range"), ("UIDL 3", "UIDL deleted"),
+                     ("USER bob", "USER in TRANSACTION"), ("PASS x", "PASS in TRANSACTION"),
+                     ("STLS", "STLS in TRANSACTION"), ("AUTH PLAIN", "AUTH in TRANSACTION"),
+                     ("STAT 1", "STAT with argument"), ("BLAH", "unknown command")):
+        try:
+            r = p._shortcmd(bad)
+            t.ok(False, "TRANSACTION: %s refused (%s)" % (bad, why), r)
+        except poplib.error_proto as e:
+            t.ok(str(e).startswith("b'-ERR"), "TRANSACTION: %s refused (%s)" % (bad, why))
+    t.ok(p.rset().startswith(b"+OK"), "RSET")
+    t.is_(p.stat()[0], 5, "RSET undeletes")
+    t.is_(p._shortcmd("LAST"), b"+OK 0", "LAST after RSET")
+    p.quit()
+    t.is_(len(h.message_files("alice")), 5, "DELE+RSET+QUIT removes nothing")
+
+    # byte-exact RETR and TOP over a raw socket
+    c = Raw(port)
+    c.line()
+    c.cmd("USER alice")
+    c.cmd("PASS secret")
+    c.send(b"UIDL\r\n")
+    c.line()
+    raw_uidls = [l.split()[1] for l in c.multi().split(b"\r\n") if l]
+    t.is_(raw_uidls, uidls, "UIDLs stable across sessions")
+    c.send(b"RETR 1\r\n")
+    hdr = c.line()
+    body = c.multi()
+    t.ok(hdr.startswith(b"+OK"), "RETR +OK")
+    t.is_(body, wire(stored), "RETR byte-exact: CRLF line ends and dot-stuffing")
+    t.is_(int(c.cmd("LIST 1").split()[2]), len(stored.replace(b"\n", b"\r\n")), "LIST size = CRLF size")
+    c.send(b"TOP 1 2\r\n")
+    c.line()
+    hpart, bpart = stored.split(b"\n\n", 1)
+    t.is_(c.multi(), wire(hpart + b"\n\n" + b"\n".join(bpart.split(b"\n")[:2]) + b"\n"), "TOP byte-exact")
+    # pipelining: several commands in one write
+    c.send(b"STAT\r\nLIST 1\r\nUIDL 2\r\nNOOP\r\nRETR 2\r\nNOOP\r\n")
+    a = [c.line(), c.line(), c.line(), c.line(), c.line()]
+    c.multi()
+    a.append(c.line())
+    t.ok(all(x.startswith(b"+OK") for x in a), "pipelined commands answered in order", a)
+    # DELE then a dropped connection: nothing removed
+    t.ok(c.cmd("DELE 1").startswith(b"+OK") and c.cmd("DELE 2").startswith(b"+OK"), "DELE 1 2")
+    c.s.close()
+    time.sleep(1)
+    t.is_(len(h.message_files("alice")), 5, "dropped connection after DELE removes nothing")
+
+    # [IN-USE]
+    p1 = poplib.POP3("127.0.0.1", port, timeout=15)
+    p1.user("alice")
+    p1.pass_("secret")
+    p2 = poplib.POP3("127.0.0.1", port, timeout=15)
+    p2.user("alice")
+    try:
+        r = p2.pass_("secret")
+        t.ok(False, "second session gets -ERR [IN-USE]", r)
+    except poplib.error_proto as e:
+        t.ok("[IN-USE]" in str(e), "second session gets -ERR [IN-USE]", e)
+    # mail delivered during a session waits for the next one
+    h.sendmail(["alice@example.test"], b"Subject: during\n\nlate\n")
+    wait_until(lambda: len(h.message_files("alice")) == 6, 10)
+    t.is_(p1.stat()[0], 5, "mail arriving during a session is not shown")
+    # DELE + QUIT removes
+    p1.dele(2)
+    p1.dele(4)
+    p1.quit()
+    t.is_(len(h.message_files("alice")), 4, "DELE+QUIT removes the deleted messages")
+    p = poplib.POP3("127.0.0.1", port, timeout=15)
+    p.user("alice")
+    p.pass_("secret")
+    resp, ul, _ = p.uidl()
+    now = [l.split()[1] for l in ul]
+    t.is_(len(now), 4, "new session sees the late message")
+    t.is_(now[:3], [uidls[0], uidls[2], uidls[4]], "kept messages keep their UIDLs")
+    t.ok(now[3] not in uidls, "the new message has a new UIDL")
+    p.quit()
+
+    # AUTH PLAIN, initial response and continuation
+    c = Raw(port)
+    c.line()
+    r = c.cmd("AUTH PLAIN AGJvYgBzZWNyZXQ=")
+    t.ok(r.startswith(b"+OK"), "AUTH PLAIN with initial response", r)
+    t.ok(c.cmd("STAT").startswith(b"+OK 0 0"), "bob has an empty mailbox")
+    t.ok(c.cmd("QUIT").startswith(b"+OK"), "QUIT")
+    c.close()
+    c = Raw(port)
+    c.line()
+    t.is_(c.cmd("AUTH PLAIN"), b"+ ", "AUTH PLAIN continuation")
+    t.ok(c.cmd("AGNhcm9sAHNlY3JldA==").startswith(b"+OK"), "AUTH PLAIN after continuation")
+    c.close()
+    c = Raw(port)
+    c.line()
+    c.cmd("AUTH PLAIN")
+    t.ok(c.cmd("*").startswith(b"-ERR"), "AUTH cancelled with *")
+    t.ok(c.cmd("AUTH PLAIN !!!!").startswith(b"-ERR"), "bad base64 refused")
+    t.ok(c.cmd("QUIT").startswith(b"+OK"), "QUIT in AUTHORIZATION")
+    c.close()
+
+    # STLS then login
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    p = poplib.POP3("127.0.0.1", port, timeout=15)
+    t.ok(p.stls(ctx).startswith(b"+OK"), "STLS")
+    caps = p.capa()
+    t.ok("STLS" not in caps, "STLS not offered again after TLS")
+    p.user("alice")
+    t.ok(p.pass_("secret").startswith(b"+OK"), "login over STLS")
+    t.is_(p.stat()[0], 4, "STAT over TLS")
+    t.ok(p.retr(1)[0].startswith(b"+OK"), "RETR over TLS")
+    p.quit()
+    # input sent together with STLS is discarded (no command injection)
+    c = Raw(port)
+    c.line()
+    c.send(b"STLS\r\nUSER alice\r\n")
+    t.ok(c.line().startswith(b"+OK"), "STLS +OK")
+    tls = ctx.wrap_socket(c.s, server_hostname="x")
+    tls.sendall(b"PASS secret\r\n")
+    r = tls.recv(1000)
+    t.ok(r.startswith(b"-ERR"), "USER pipelined before TLS is not kept", r)
+    tls.close()
+
+    # pop3s (implicit TLS)
+    p = poplib.POP3_SSL("127.0.0.1", sport, context=ctx, timeout=15)
+    t.ok(p.getwelcome().startswith(b"+OK"), "pop3s greeting over TLS")
+    t.ok("STLS" not in p.capa(), "no STLS on pop3s")
+    p.user("alice")
+    t.ok(p.pass_("secret").startswith(b"+OK"), "login on pop3s")
+    t.is_(p.stat()[0], 4, "STAT on pop3s")
+    p.quit()
+
+    # popd -i on a pipe
+    proc = subprocess.Popen([POPD, "-i", "-C", h.dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=h.env())
+    c = Raw(proc=proc)
+    t.ok(c.line().startswith(b"+OK"), "popd -i greeting")
+    t.ok(c.cmd("USER alice").startswith(b"+OK"), "popd -i USER (a pipe counts as local)")
+    t.ok(c.cmd("PASS secret").startswith(b"+OK"), "popd -i PASS")
+    c.send(b"RETR 1\r\n")
+    c.line()
+    t.is_(c.multi(), wire(stored), "popd -i RETR byte-exact")
+    t.ok(c.cmd("DELE 4").startswith(b"+OK"), "popd -i DELE")
+    t.ok(c.cmd("QUIT").startswith(b"+OK"), "popd -i QUIT")
+    c.close()
+    t.is_(proc.returncode, 0, "popd -i exits 0")
+    t.is_(len(h.message_files("alice")), 3, "popd -i UPDATE removed the message")
+h2 = None
+
+# plaintext policy and autologout
+with Instance(users=["alice"], start=False,
+              conf={"pop3_plaintext_auth": "no", "pop3_idle_timeout": "2s"}) as h:
+    enable_pop3(h)
+    h.start()
+    wait_until(lambda: h.pids("pop3"), 10)
+    c = Raw(h.port_base + 110)
+    c.line()
+    t.ok(c.cmd("USER alice").startswith(b"-ERR"), "pop3_plaintext_auth=no: USER refused before TLS")
+    c.send(b"CAPA\r\n")
+    c.line()
+    caps = c.multi().decode().split("\r\n")
+    t.ok("USER" not in caps and "SASL PLAIN" not in caps and "STLS" in caps,
+         "CAPA offers no plaintext login before TLS", caps)
+    t0 = time.time()
+    r = c.line()
+    t.ok(r.startswith(b"-ERR") and c.closed() and time.time() - t0 < 10, "autologout after pop3_idle_timeout", r)
+    c.close()
+t.done()
