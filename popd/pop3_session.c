@@ -10,20 +10,25 @@
  * Plaintext credentials are taken only over TLS, or from loopback
  * clients when pop3_plaintext_auth = loopback, or always when yes.
  * Failed logins are answered after auth_failure_delay and the client is
- * dropped after auth_failure_limit of them.  After a login the process
- * runs as the mail user (privileged instance) and nothing else.
+ * dropped after auth_failure_limit of them.
+ *
+ * Two processes share this file (pop3_session.h): the login process
+ * (AUTHORIZATION, TLS, then a byte proxy) never opens a mailbox and
+ * never learns more about the user than "ok"; the mail process
+ * (TRANSACTION, UPDATE) never sees the network or a password.  Pipelined
+ * input that follows the login command is handed to the mail process
+ * unchanged, so the order of commands and replies is kept.
  */
 #include "pop3_session.h"
 #include "pop3_cmd.h"
 #include "mailbox.h"
 #include "authc.h"
 #include "conf.h"
-#include "service.h"
+#include "proto.h"
 #include "util.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +55,9 @@ struct sess {
 	int au_valid;
 	struct pop_box box;
 	int box_open;
+	int ctl, data;		/* login process: to the parent, to the mail process */
+	int proxy;		/* login process: logged in, proxy from now on */
+	int client_tls;		/* mail process: the client uses TLS */
 	int fails, bad;
 	unsigned long last;	/* LAST */
 	unsigned long nretr, ndele;
@@ -72,38 +80,42 @@ watchdog(struct sess *s)
 
 /* ---- output ---------------------------------------------------------- */
 
+/* Write p/n to the client (TLS or not), completely.  0 ok, -1 gone. */
 static int
-flush_out(struct sess *s)
+client_write(struct sess *s, const char *p, size_t n)
 {
 	size_t off = 0;
 
+	watchdog(s);
+	while (off < n) {
+		if (s->ssl) {
+			int w = SSL_write(s->ssl, p + off, (int)(n - off > INT32_MAX ? INT32_MAX : n - off));
+
+			if (w <= 0)
+				return -1;
+			off += (size_t)w;
+		} else {
+			ssize_t w = write(s->wfd, p + off, n - off);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return -1;
+			off += (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static int
+flush_out(struct sess *s)
+{
 	if (s->eof == 1) {	/* 2: we are closing, the last reply still goes */
 		buf_reset(&s->out);
 		return -1;
 	}
-	watchdog(s);
-	while (off < s->out.len) {
-		if (s->ssl) {
-			int w = SSL_write(s->ssl, s->out.data + off, (int)(s->out.len - off > INT32_MAX ?
-			    INT32_MAX : s->out.len - off));
-
-			if (w <= 0) {
-				s->eof = 1;
-				break;
-			}
-			off += (size_t)w;
-		} else {
-			ssize_t w = write(s->wfd, s->out.data + off, s->out.len - off);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				s->eof = 1;
-				break;
-			}
-			off += (size_t)w;
-		}
-	}
+	if (s->out.len && client_write(s, s->out.data, s->out.len) < 0)
+		s->eof = 1;
 	buf_reset(&s->out);
 	return s->eof == 1 ? -1 : 0;
 }
@@ -276,32 +288,46 @@ sleep_sec(long long sec)
 		;
 }
 
-/* Switch to the mail user for good (privileged instances). */
+/* Ask the parent (which asks authd) whether user/pass are right.
+ * AUTHC_OK, AUTHC_FAIL or AUTHC_TEMPFAIL (parent gone or confused). */
 static int
-become_user(struct sess *s)
+ask_parent(struct sess *s, const char *user, const char *pass)
 {
-	struct passwd *pw;
+	struct proto_builder b;
+	struct proto_msg m;
+	const char *res;
+	int r, ret = AUTHC_TEMPFAIL;
 
-	if (!s->o->privileged)
-		return 0;
-	if (seteuid(0) < 0 || setegid(0) < 0)
-		return -1;
-	pw = getpwnam(s->au.name);
-	return priv_drop_to(s->au.uid, s->au.gid,
-	    pw && pw->pw_uid == s->au.uid ? s->au.name : NULL);
+	proto_build_start(&b, PROTO_AUTH_REQ);
+	proto_build_adds(&b, user);
+	proto_build_adds(&b, pass);
+	proto_build_adds(&b, s->ssl ? "tls" : "plaintext");
+	r = proto_send(s->ctl, &b);
+	if (b.out.data)
+		explicit_bzero(b.out.data, b.out.len);
+	proto_build_free(&b);
+	if (r < 0)
+		return AUTHC_TEMPFAIL;
+	proto_msg_init(&m);
+	if (proto_recv(s->ctl, &m) == 1 && m.type == PROTO_AUTH_REPLY) {
+		res = proto_field(&m, 0);
+		if (!strcmp(res, "ok"))
+			ret = AUTHC_OK;
+		else if (!strcmp(res, "fail"))
+			ret = AUTHC_FAIL;
+	}
+	proto_msg_free(&m);
+	return ret;
 }
 
+/* Login process: check the credentials; on success switch to proxying
+ * (the mail process answers the login command itself). */
 static void
 login(struct sess *s, const char *user, const char *pass)
 {
-	struct buf err = BUF_INIT;
 	int r;
 
-	if (s->au_valid) {
-		auth_user_free(&s->au);
-		s->au_valid = 0;
-	}
-	r = authc_check("popd", user, pass, s->o->client, &s->au);
+	r = ask_parent(s, user, pass);
 	if (r == AUTHC_TEMPFAIL) {
 		msg_warn("client %s: user=<%s>: authentication service unavailable", s->o->client, user);
 		reply(s, "-ERR [SYS/TEMP] Authentication service unavailable, try again later");
@@ -320,14 +346,18 @@ login(struct sess *s, const char *user, const char *pass)
 		reply(s, "-ERR [AUTH] Authentication failed");
 		return;
 	}
-	s->au_valid = 1;
-	if (become_user(s) < 0) {
-		msg_error("client %s: user=<%s>: cannot switch to uid %lu: %s", s->o->client,
-		    s->au.name, (unsigned long)s->au.uid, strerror(errno));
-		reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox now");
-		s->eof = 2;
-		return;
-	}
+	s->proxy = 1;
+}
+
+/* Mail process: open the mailbox and answer the login command. */
+static int
+open_mailbox(struct sess *s)
+{
+	struct buf err = BUF_INIT;
+	unsigned long long tot = 0;
+	size_t i;
+	int r;
+
 	r = box_open(&s->box, s->au.mailbox, s->au.maildir, &err);
 	if (r != BOX_OK) {
 		box_close(&s->box);
@@ -339,22 +369,17 @@ login(struct sess *s, const char *user, const char *pass)
 			reply(s, "-ERR [SYS/%s] Cannot open the mailbox", r == BOX_PERM ? "PERM" : "TEMP");
 		}
 		buf_free(&err);
-		s->eof = 2;	/* the process is the user's now: no other login */
-		return;
+		return -1;
 	}
 	s->box_open = 1;
 	s->state = ST_TRANS;
-	{
-		unsigned long long tot = 0;
-		size_t i;
-
-		for (i = 0; i < s->box.n; i++)
-			tot += s->box.msgs[i].size;
-		msg_info("login: user=<%s>, client=%s, %s, messages=%zu, size=%llu",
-		    s->au.name, s->o->client, s->ssl ? "tls" : "plaintext", s->box.n, tot);
-		reply(s, "+OK Logged in, %zu messages (%llu octets)", s->box.n, tot);
-	}
+	for (i = 0; i < s->box.n; i++)
+		tot += s->box.msgs[i].size;
+	msg_info("login: user=<%s>, client=%s, %s, messages=%zu, size=%llu",
+	    s->au.name, s->o->client, s->client_tls ? "tls" : "plaintext", s->box.n, tot);
+	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->box.n, tot);
 	buf_free(&err);
+	return 0;
 }
 
 static void
@@ -677,25 +702,174 @@ handle(struct sess *s, struct pop3_cmd *c)
 	}
 }
 
-void
-pop3_session(int rfd, int wfd, const struct pop3_opts *o)
+static void
+sess_init(struct sess *s, const struct pop3_opts *o, int rfd, int wfd)
 {
-	struct sess s;
+	memset(s, 0, sizeof(*s));
+	s->o = o;
+	s->rfd = rfd;
+	s->wfd = wfd;
+	s->ctl = s->data = -1;
+	s->line_limit = (size_t)conf_int("pop3_line_length_limit");
+	if (s->line_limit < 64)
+		s->line_limit = 64;
+	s->idle_ms = (long)conf_time("pop3_idle_timeout") * 1000;
+	if (s->idle_ms <= 0)
+		s->idle_ms = 600000;
+	s->state = ST_AUTH;
+	signal(SIGALRM, on_alarm);
+}
+
+/* Read and answer commands until QUIT, EOF, an error or (login
+ * process) a successful login. */
+static void
+command_loop(struct sess *s)
+{
 	struct buf line = BUF_INIT;
 	struct pop3_cmd c;
 
-	memset(&s, 0, sizeof(s));
-	s.o = o;
-	s.rfd = rfd;
-	s.wfd = wfd;
-	s.line_limit = (size_t)conf_int("pop3_line_length_limit");
-	if (s.line_limit < 64)
-		s.line_limit = 64;
-	s.idle_ms = (long)conf_time("pop3_idle_timeout") * 1000;
-	if (s.idle_ms <= 0)
-		s.idle_ms = 600000;
-	s.state = ST_AUTH;
-	signal(SIGALRM, on_alarm);
+	while (!s->eof && !s->proxy) {
+		int r = read_line(s, &line);
+
+		if (r == -1)
+			break;
+		if (r == -2) {
+			reply(s, "-ERR [SYS/TEMP] Autologout; idle for too long");
+			msg_info("client %s: autologout after %lds idle", s->o->client, s->idle_ms / 1000);
+			break;
+		}
+		if (r == 0) {
+			s->bad++;
+			reply(s, "-ERR Line too long");
+		} else {
+			/* buf has room for the NUL the parser writes */
+			buf_reserve(&line, 1);
+			if (pop3_cmd_parse(line.data ? line.data : (char *)"", line.len, &c) == POP3_BAD &&
+			    line.len == 0) {
+				s->bad++;
+				reply(s, "-ERR Empty command");
+			} else if (handle(s, &c))
+				break;
+		}
+		if (line.data)
+			explicit_bzero(line.data, line.len);
+		if (s->bad >= MAX_BAD_CMDS) {
+			reply(s, "-ERR Too many bad commands, goodbye");
+			break;
+		}
+	}
+	if (line.data)
+		explicit_bzero(line.data, line.len);
+	buf_free(&line);
+}
+
+static void
+sess_end(struct sess *s)
+{
+	if (!s->proxy)
+		flush_out(s);
+	if (s->box_open) {
+		/* dropped connection: no UPDATE */
+		msg_info("disconnect: user=<%s>, client=%s, retr=%lu, no changes made",
+		    s->au.name, s->o->client, s->nretr);
+		box_close(&s->box);
+	}
+	if (s->ssl) {
+		if (!s->eof)
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+	}
+	alarm(0);
+	if (s->au_valid)
+		auth_user_free(&s->au);
+	free(s->user);
+	buf_free(&s->in);
+	buf_free(&s->out);
+}
+
+/*
+ * Login process after a successful login: the replies still buffered go
+ * to the client, then whatever the client sent after the login command,
+ * then a byte proxy in both directions until either side closes.  Each
+ * blocking write runs under the watchdog; the mail process does the
+ * autologout, the poll timeout here is only a backstop.
+ */
+static void
+proxy(struct sess *s)
+{
+	char tmp[65536];
+	struct pollfd p[2];
+	int tmo = (int)(s->idle_ms > INT32_MAX / 4 ? -1 : s->idle_ms * 2 + 10000);
+
+	if (flush_out(s) < 0)
+		return;
+	watchdog(s);
+	if (s->in.len && write_full(s->data, s->in.data, s->in.len) < 0)
+		return;
+	buf_free(&s->in);
+	for (;;) {
+		int ready = s->ssl && SSL_pending(s->ssl) > 0, pr;
+
+		alarm(0);
+		p[0].fd = s->rfd;
+		p[0].events = POLLIN;
+		p[0].revents = 0;
+		p[1].fd = s->data;
+		p[1].events = POLLIN;
+		p[1].revents = 0;
+		do
+			pr = poll(p, 2, ready ? 0 : tmo);
+		while (pr < 0 && errno == EINTR);
+		if (pr < 0 || (pr == 0 && !ready)) {
+			if (pr == 0)
+				msg_info("client %s: session idle for too long", s->o->client);
+			s->eof = 1;
+			return;
+		}
+		if (ready || p[0].revents) {
+			ssize_t r;
+
+			watchdog(s);
+			if (s->ssl) {
+				int n = SSL_read(s->ssl, tmp, sizeof(tmp));
+
+				r = n > 0 ? n : -1;
+			} else {
+				do
+					r = read(s->rfd, tmp, sizeof(tmp));
+				while (r < 0 && errno == EINTR);
+			}
+			if (r <= 0) {	/* client gone: the mail process sees EOF */
+				s->eof = 1;
+				return;
+			}
+			if (write_full(s->data, tmp, (size_t)r) < 0)
+				return;	/* mail process gone; what it said went out */
+		}
+		if (p[1].revents) {
+			ssize_t r;
+
+			do
+				r = read(s->data, tmp, sizeof(tmp));
+			while (r < 0 && errno == EINTR);
+			if (r <= 0)
+				return;	/* the mail process ended the session */
+			if (client_write(s, tmp, (size_t)r) < 0) {
+				s->eof = 1;
+				return;
+			}
+		}
+	}
+}
+
+void
+pop3_login(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data)
+{
+	struct sess s;
+
+	sess_init(&s, o, rfd, wfd);
+	s.ctl = ctl;
+	s.data = data;
 	if (o->wrapper) {
 		if (!o->tls) {
 			msg_error("pop3_tls_wrappermode is set but no TLS certificate is usable");
@@ -713,53 +887,30 @@ pop3_session(int rfd, int wfd, const struct pop3_opts *o)
 		}
 	}
 	reply(&s, "+OK hermod POP3 server ready");
-	while (!s.eof) {
-		int r = read_line(&s, &line);
-
-		if (r == -1)
-			break;
-		if (r == -2) {
-			reply(&s, "-ERR [SYS/TEMP] Autologout; idle for too long");
-			msg_info("client %s: autologout after %lds idle", o->client, s.idle_ms / 1000);
-			break;
-		}
-		if (r == 0) {
-			s.bad++;
-			reply(&s, "-ERR Line too long");
-		} else {
-			/* buf has room for the NUL the parser writes */
-			buf_reserve(&line, 1);
-			if (pop3_cmd_parse(line.data ? line.data : (char *)"", line.len, &c) == POP3_BAD &&
-			    line.len == 0) {
-				s.bad++;
-				reply(&s, "-ERR Empty command");
-			} else if (handle(&s, &c))
-				break;
-		}
-		if (line.data)
-			explicit_bzero(line.data, line.len);
-		if (s.bad >= MAX_BAD_CMDS) {
-			reply(&s, "-ERR Too many bad commands, goodbye");
-			break;
-		}
-	}
-	flush_out(&s);
-	if (s.box_open) {
-		/* dropped connection: no UPDATE */
-		msg_info("disconnect: user=<%s>, client=%s, retr=%lu, no changes made",
-		    s.au.name, o->client, s.nretr);
-		box_close(&s.box);
-	}
-	if (s.ssl) {
-		if (!s.eof)
+	command_loop(&s);
+	if (s.proxy) {
+		/* no more logins: the parent stops listening */
+		close(s.ctl);
+		s.ctl = -1;
+		proxy(&s);
+		if (s.ssl && !s.eof)
 			SSL_shutdown(s.ssl);
-		SSL_free(s.ssl);
+		s.eof = 1;
 	}
-	alarm(0);
-	if (s.au_valid)
-		auth_user_free(&s.au);
-	free(s.user);
-	buf_free(&s.in);
-	buf_free(&s.out);
-	buf_free(&line);
+	sess_end(&s);
+}
+
+void
+pop3_mail(int fd, const struct pop3_opts *o, struct auth_user *au, int tls)
+{
+	struct sess s;
+
+	sess_init(&s, o, fd, fd);
+	s.au = *au;
+	memset(au, 0, sizeof(*au));
+	s.au_valid = 1;
+	s.client_tls = tls;
+	if (open_mailbox(&s) == 0)
+		command_loop(&s);
+	sess_end(&s);
 }

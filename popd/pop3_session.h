@@ -1,23 +1,53 @@
 /*
  * pop3_session: one POP3 session (RFC 1939 states AUTHORIZATION,
- * TRANSACTION, UPDATE) on a pair of descriptors, plain or TLS.
+ * TRANSACTION, UPDATE), split over two processes (privilege separation,
+ * see popd.c and popd(8)):
+ *
+ *   pop3_login  the "login" process: owns the client descriptors and
+ *               the TLS state, runs AUTHORIZATION, asks its parent to
+ *               check credentials, and after a successful login proxies
+ *               bytes between the client and the mail process.
+ *   pop3_mail   the "mail" process: TRANSACTION and UPDATE on the
+ *               mailbox, talking plaintext POP3 over a socketpair to the
+ *               login process.
+ *
+ * Parent <-> login process (the "ctl" socketpair, lib/proto.h records):
+ *   login -> parent  PROTO_AUTH_REQ   [user, password, "tls" | "plaintext"]
+ *   parent -> login  PROTO_AUTH_REPLY [result "ok" | "fail" | "tempfail",
+ *                                      canonical user name]
+ * The parent itself asks authd and keeps authd's answer; the login
+ * process never tells it who the user is.
  */
 #ifndef HERMOD_POP3_SESSION_H
 #define HERMOD_POP3_SESSION_H
 
 #include <openssl/ssl.h>
+#include "authc.h"
 
 struct pop3_opts {
 	SSL_CTX *tls;		/* NULL: no STLS, no implicit TLS */
 	int wrapper;		/* implicit TLS from the first byte */
 	int loopback;		/* the client is on this host */
 	const char *client;	/* for the log */
-	/* privileged: pre-auth euid/egid are mail_owner's, root stays the
-	 * saved id so that the login can switch to the mail user for good */
+	/* privileged: the session's parent runs as root; the login process
+	 * runs as mail_owner, the mail process as the mail user, for good */
 	int privileged;
 };
 
-/* Serve one session; returns when it is over (the caller closes). */
-void pop3_session(int rfd, int wfd, const struct pop3_opts *o);
+/* Longest user name / password the parent accepts from a login process. */
+#define POP3_MAX_CRED	1024
+
+/* The login side: serve AUTHORIZATION on rfd/wfd; credentials go to the
+ * parent over ctl; after a successful login everything the client sent
+ * after the login command, and all that follows, goes to the mail
+ * process over data, and its replies to the client.  Returns when the
+ * session is over (the caller exits). */
+void pop3_login(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data);
+
+/* The mail side: open the mailbox of au (already running as that user),
+ * answer the login command (+OK or -ERR [IN-USE] ...) and serve
+ * TRANSACTION/UPDATE on fd.  tls: the client uses TLS (for the log).
+ * Takes ownership of au. */
+void pop3_mail(int fd, const struct pop3_opts *o, struct auth_user *au, int tls);
 
 #endif

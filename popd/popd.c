@@ -7,13 +7,24 @@
  *   from inetd & co.:     popd -i [-C DIR] [-o name=value ...]
  *                          (one session on stdin/stdout)
  *
- * Privileges (privileged instance started as root): the TLS key is read
- * as root at start; each session runs in its own process which, before
- * reading a byte from the client, takes mail_owner's ids as effective
- * ids (keeping root only as the saved id) and after a successful login
- * switches to the mail user's uid and gid for good (priv_drop_to) before
- * the mailbox is opened.  In a rootless instance there is nothing to
- * switch.
+ * Privilege separation (popd(8), SECURITY), as in Dovecot and OpenSSH.
+ * For each client the session's parent (the service process, or popd -i
+ * itself; root in a privileged instance) makes two socketpairs and forks
+ *   - the login process: switches for good to mail_owner (real, effective
+ *     and saved ids; root cannot be regained) before it reads a byte from
+ *     the client; it owns the client descriptor and the TLS state and
+ *     runs AUTHORIZATION.  Credentials go to the parent over "ctl"
+ *     (pop3_session.h).
+ *   - the parent asks authd itself and acts only on authd's answer (the
+ *     login process cannot name a user or a uid, only offer a password);
+ *     uid 0 and gid 0 are refused.  On success it forks
+ *   - the mail process: switches for good to the user's uid, gid and
+ *     groups and serves TRANSACTION/UPDATE over the "data" socketpair,
+ *     to which the login process proxies the client's bytes.
+ * The parent keeps no client descriptor (they are replaced by /dev/null
+ * once the login process has them), reads nothing from the network and
+ * only waits for its two children.  In a rootless instance the same
+ * processes run, without the switches.
  */
 #include "pop3_session.h"
 #include "conf.h"
@@ -21,12 +32,17 @@
 #include "tls.h"
 #include "util.h"
 
+#include "authc.h"
+#include "proto.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
-#include <grp.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,19 +82,173 @@ client_info(int fd, struct buf *name, int *loopback)
 	}
 }
 
-/* Before the first byte from the client: effective ids of mail_owner. */
+static int inetd;
+
+/* Descriptors a session child must not keep: the master's listener and
+ * status pipe (not ours under inetd). */
 static void
-preauth_drop(void)
+close_service_fds(void)
+{
+	if (inetd)
+		return;
+	close(SERVICE_LISTEN_FD);
+	close(SERVICE_STATUS_FD);
+}
+
+/* The ids are uid/gid for real, effective and saved, and 0 is out of
+ * reach.  0 ok, -1 not so. */
+static int
+check_ids(uid_t uid, gid_t gid)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
+		return -1;
+	if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid)
+		return -1;
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		return -1;
+	return 0;
+}
+
+/* Keep fd's number, but let it point at /dev/null. */
+static void
+devnull_over(int fd)
+{
+	int n = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (n < 0)
+		msg_fatal("/dev/null: %s", strerror(errno));
+	if (n != fd) {
+		if (dup2(n, fd) < 0)
+			msg_fatal("dup2: %s", strerror(errno));
+		close(n);
+	}
+}
+
+static void
+login_child(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data)
 {
 	uid_t uid;
 	gid_t gid;
 
-	if (!opts.privileged)
-		return;
-	if (priv_owner(&uid, &gid) < 0)
-		_exit(75);
-	if (setgroups(1, &gid) < 0 || setegid(gid) < 0 || seteuid(uid) < 0)
-		msg_fatal("cannot take the ids of %s: %s", conf_str("mail_owner"), strerror(errno));
+	close_service_fds();
+	if (o->privileged) {
+		priv_drop_to_owner();
+		if (priv_owner(&uid, &gid) < 0 || check_ids(uid, gid) < 0)
+			msg_fatal("login process: privileges not dropped to %s", conf_str("mail_owner"));
+	}
+	/* holds the TLS key: no core dumps, no ptrace by the same uid */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	pop3_login(rfd, wfd, o, ctl, data);
+	_exit(0);
+}
+
+static void
+mail_child(int data, const struct pop3_opts *o, struct auth_user *au, int tls)
+{
+	static const char err[] = "-ERR [SYS/TEMP] Cannot open the mailbox now\r\n";
+	struct pop3_opts mo = *o;
+	struct passwd *pw;
+
+	close_service_fds();
+	/* the mail process never talks TLS: forget the key */
+	if (mo.tls) {
+		SSL_CTX_free(mo.tls);
+		mo.tls = NULL;
+	}
+	if (o->privileged) {
+		pw = getpwnam(au->name);
+		if (priv_drop_to(au->uid, au->gid, pw && pw->pw_uid == au->uid ? au->name : NULL) < 0 ||
+		    check_ids(au->uid, au->gid) < 0) {
+			msg_error("client %s: user=<%s>: cannot switch to uid %lu: %s", o->client,
+			    au->name, (unsigned long)au->uid, strerror(errno));
+			(void)write_full(data, err, sizeof(err) - 1);
+			_exit(75);
+		}
+	}
+	pop3_mail(data, &mo, au, tls);
+	_exit(0);
+}
+
+/* A credential field from the login process: bounded, no NUL. */
+static int
+cred_ok(const struct proto_msg *m, size_t i)
+{
+	return m->fields[i].len <= POP3_MAX_CRED && strlen(m->fields[i].data) == m->fields[i].len;
+}
+
+/*
+ * The parent's side of a session: answer the login process's
+ * credential checks (asking authd) until one succeeds, then fork the
+ * mail process.  Returns its pid, or -1 when there is none.
+ */
+static pid_t
+monitor(int ctl, int data, const struct pop3_opts *o)
+{
+	struct proto_msg m;
+	struct auth_user au;
+	const char *res;
+	long fails = 0, limit = conf_int("auth_failure_limit");
+	pid_t pid = -1;
+	int r, tls;
+
+	for (;;) {
+		proto_msg_init(&m);
+		r = proto_recv(ctl, &m);
+		if (r != 1) {
+			if (r < 0 && errno == EPROTO)
+				msg_warn("client %s: malformed record from the login process", o->client);
+			proto_msg_free(&m);
+			return -1;
+		}
+		if (m.type != PROTO_AUTH_REQ || m.nfields != 3 || !cred_ok(&m, 0) || !cred_ok(&m, 1)) {
+			msg_warn("client %s: unexpected record from the login process", o->client);
+			explicit_bzero(m.raw.data, m.raw.len);
+			proto_msg_free(&m);
+			return -1;
+		}
+		tls = !strcmp(proto_field(&m, 2), "tls");
+		memset(&au, 0, sizeof(au));
+		r = authc_check("popd", proto_field(&m, 0), proto_field(&m, 1), o->client, &au);
+		explicit_bzero(m.raw.data, m.raw.len);
+		proto_msg_free(&m);
+		if (r == AUTHC_OK && o->privileged && (au.uid == 0 || au.gid == 0)) {
+			msg_warn("client %s: user=<%s>: uid or gid 0 may not log in", o->client, au.name);
+			auth_user_free(&au);
+			r = AUTHC_FAIL;
+		}
+		if (r == AUTHC_OK) {
+			if ((pid = fork()) < 0) {
+				msg_error("fork: %s", strerror(errno));
+				r = AUTHC_TEMPFAIL;
+			} else if (pid == 0) {
+				close(ctl);
+				mail_child(data, o, &au, tls);
+			}
+		}
+		res = r == AUTHC_OK ? "ok" : r == AUTHC_FAIL ? "fail" : "tempfail";
+		if (proto_send_strs(ctl, PROTO_AUTH_REPLY, res, r == AUTHC_OK ? au.name : "", (char *)NULL) < 0 &&
+		    r != AUTHC_OK)
+			return -1;
+		if (r == AUTHC_OK) {
+			auth_user_free(&au);
+			return pid;
+		}
+		/* the login process drops the client at the limit; so do we */
+		if (r == AUTHC_FAIL && ++fails >= limit)
+			return -1;
+	}
+}
+
+static void
+reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
 }
 
 static void
@@ -86,39 +256,61 @@ serve(int rfd, int wfd)
 {
 	struct buf client = BUF_INIT;
 	struct pop3_opts o = opts;
+	int ctl[2], data[2];
+	pid_t login, mail;
 
 	client_info(rfd, &client, &o.loopback);
 	o.client = buf_str(&client);
-	preauth_drop();
-	pop3_session(rfd, wfd, &o);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
+		goto fail;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, data) < 0) {
+		close(ctl[0]);
+		close(ctl[1]);
+		goto fail;
+	}
+	if ((login = fork()) < 0) {
+		close(ctl[0]);
+		close(ctl[1]);
+		close(data[0]);
+		close(data[1]);
+		goto fail;
+	}
+	if (login == 0) {
+		close(ctl[1]);
+		close(data[1]);
+		login_child(rfd, wfd, &o, ctl[0], data[0]);
+	}
+	close(ctl[0]);
+	close(data[0]);
+	/* the client belongs to the login process now */
+	devnull_over(rfd);
+	if (wfd != rfd)
+		devnull_over(wfd);
+	mail = monitor(ctl[1], data[1], &o);
+	close(ctl[1]);
+	close(data[1]);
+	reap(login);
+	if (mail > 0)
+		reap(mail);
+	buf_free(&client);
+	return;
+fail:
+	msg_error("client %s: cannot start a session: %s", o.client, strerror(errno));
 	buf_free(&client);
 }
 
 static void
 handler(int fd, void *ctx)
 {
-	pid_t pid;
-	int st;
-
 	(void)ctx;
-	if ((pid = fork()) < 0) {
-		msg_error("fork: %s", strerror(errno));
-		return;
-	}
-	if (pid == 0) {
-		close(SERVICE_LISTEN_FD);
-		serve(fd, fd);
-		_exit(0);
-	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	serve(fd, fd);
 }
 
 int
 main(int argc, char **argv)
 {
 	struct buf err = BUF_INIT;
-	int inetd = 0, i, j;
+	int i, j;
 	const char *cert, *key;
 
 	sane_fds();

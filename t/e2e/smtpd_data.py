@@ -167,7 +167,7 @@ with smtp_instance(users=["alice", "bob"], conf=conf) as h:
     while pos < len(bd):
         chunk = bd[pos:pos + 65536]
         pos += len(chunk)
-        codes.append(c.cmd(b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if pos >= len(bd) else b"") + chunk)[0])
+        codes.append(c.bdat(chunk, last=pos >= len(bd))[0])
     t.ok(codes and all(x == 250 for x in codes), "BDAT chunks accepted", (codes, smtpd_log(h)))
     c.close()
     check_exact(h, "bob", "bdat raw", bd, "BDAT message")

@@ -31,7 +31,7 @@ BUILDDIR = os.environ.get("HERMOD_BUILDDIR") or SRCDIR
 
 def prog(name):
     """Path of a program in the build tree."""
-    for sub in ("mta", "queue", "deliver"):
+    for sub in ("mta", "queue", "deliver", "popd", "imapd", "xmppgw"):
         p = os.path.join(BUILDDIR, sub, name)
         if os.path.exists(p):
             return p
@@ -88,6 +88,32 @@ def wait_until(pred, timeout=10.0, interval=0.02):
 
 _instances = []
 
+# the ports an instance uses, relative to its port base (see hermod init)
+PORT_OFFSETS = (25, 87, 65, 110, 143, 222, 347, 995)
+
+
+def free_port_base():
+    """A port base whose instance ports are all free on 127.0.0.1 now.
+    Tests run in parallel (and other programs listen), so pick at random
+    and check by binding each port."""
+    import socket
+    for _ in range(200):
+        base = random.randrange(20000, 64000, 100)
+        ok = True
+        for off in PORT_OFFSETS:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", base + off))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+            if not ok:
+                break
+        if ok:
+            return base
+    raise RuntimeError("no free port base found")
+
 
 def _cleanup():
     for h in list(_instances):
@@ -106,7 +132,7 @@ class Instance:
         self.dir = tempfile.mkdtemp(prefix="hermod-t-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.domain = domain
-        self.port_base = random.randrange(20000, 60000, 1000)
+        self.port_base = free_port_base()
         self.master = None
         self.logf = None
         _instances.append(self)

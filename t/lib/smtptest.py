@@ -211,6 +211,11 @@ class Client:
         self.buf = b""
         return code, text
 
+    def bdat(self, chunk, last=False, timeout=None):
+        """BDAT len(chunk) [LAST] followed by the chunk; its reply."""
+        self.send(b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if last else b"") + chunk)
+        return self.reply(timeout)
+
     def auth_plain(self, user, password):
         import base64
         tok = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
