@@ -116,9 +116,12 @@ with Instance(users=["alice", "bob", "carol"], start=False,
 
     tricky = (b"Subject: tricky\n\n.\n..two dots\n.leading dot\nFrom the start\n"
               b"trailing space  \n\n\nblank lines above\n\xc3\xa9 8-bit\n" + b"x" * 1500 + b"\nlast line\n")
+    # one at a time: parallel deliveries could land out of order
     h.sendmail(["-i", "alice@example.test"], tricky)
+    h.wait_messages("alice", 1)
     for i in range(2, 6):
         h.sendmail(["alice@example.test"], b"Subject: m%d\n\nbody %d\nline 2\nline 3\n" % (i, i))
+        h.wait_messages("alice", i)
     msgs = h.wait_messages("alice", 5)
     t.ok(len(msgs) == 5, "5 messages delivered to alice")
     files = h.message_files("alice")
