@@ -5,9 +5,15 @@ pipe: every command in every state, byte-exact RETR, TOP, UIDL
 stability, DELE+RSET, DELE+QUIT, DELE and a dropped connection,
 [IN-USE], bad commands, pipelining, STLS, implicit TLS (pop3s), the
 plaintext policy, failed logins delayed and limited, autologout.
+As root (a privileged instance): the privilege separation of popd(8):
+the process that talks to the client before login has mail_owner's
+real, effective and saved ids, the mailbox process the mail user's,
+and the root parent holds no client descriptor.
 """
+import glob
 import os
 import poplib
+import pwd
 import re
 import socket
 import ssl
@@ -103,6 +109,100 @@ def wire(stored):
             l = b"." + l
         out += l + b"\r\n"
     return out
+
+
+def proc_ids(pid):
+    """((real, effective, saved uid), (real, effective, saved gid)) of pid."""
+    u = g = None
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("Uid:"):
+                u = tuple(int(x) for x in l.split()[1:4])
+            elif l.startswith("Gid:"):
+                g = tuple(int(x) for x in l.split()[1:4])
+    return u, g
+
+
+def proc_children(pid):
+    """Live children of pid."""
+    out = []
+    for st in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(st) as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            out.append(int(st.split("/")[2]))
+    return sorted(out)
+
+
+def proc_ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(") ", 1)[1].split()[1])
+
+
+def fd_owners(target):
+    """PIDs with a descriptor whose link is target ("socket:[INODE]", "pipe:[INODE]")."""
+    out = set()
+    for fd in glob.glob("/proc/[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == target:
+                out.add(int(fd.split("/")[2]))
+        except OSError:
+            pass
+    return sorted(out)
+
+
+def tcp_server_owners(server_port, client_port):
+    """PIDs holding the server side of our loopback TCP connection."""
+    inodes = []
+    for tab in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(tab).read().splitlines()[1:]
+        except OSError:
+            continue
+        for l in lines:
+            f = l.split()
+            if int(f[1].split(":")[1], 16) == server_port and int(f[2].split(":")[1], 16) == client_port:
+                inodes.append(f[9])
+    out = []
+    for i in inodes:
+        out += fd_owners("socket:[%s]" % i)
+    return sorted(set(out))
+
+
+def wait_children(pid, n, timeout=10):
+    wait_until(lambda: len(proc_children(pid)) >= n, timeout)
+    return proc_children(pid)
+
+
+def check_privsep(t, what, login_pid, owner, user_ids, login_cmd):
+    """login_pid talks to the client; check its ids, log in with
+    login_cmd() (returns the reply), then check the mailbox process."""
+    own = ((owner.pw_uid,) * 3, (owner.pw_gid,) * 3)
+    t.is_(proc_ids(login_pid), own, "%s: pre-auth process has mail_owner's real, effective, saved ids" % what)
+    parent = proc_ppid(login_pid)
+    t.is_(proc_ids(parent)[0], (0, 0, 0), "%s: the session's parent is root" % what)
+    t.is_(proc_children(parent), [login_pid], "%s: one child before login" % what)
+    r = login_cmd()
+    t.ok(r.startswith(b"+OK"), "%s: login" % what, r)
+    kids = wait_children(parent, 2)
+    mail = [k for k in kids if k != login_pid]
+    t.is_(len(mail), 1, "%s: a mailbox process after login" % what, kids)
+    if mail:
+        t.is_(proc_ids(mail[0]), ((user_ids[0],) * 3, (user_ids[1],) * 3),
+              "%s: mailbox process has the mail user's real, effective, saved ids" % what)
+    t.is_(proc_ids(login_pid), own, "%s: the client side keeps mail_owner's ids after login" % what)
+    return mail[0] if mail else None
+
+
+def mail_owner(h):
+    for l in h.hermod("config").stdout.decode().splitlines():
+        k, _, v = l.partition("=")
+        if k.strip() == "mail_owner":
+            return pwd.getpwnam(v.strip())
+    return pwd.getpwnam("hermod")
 
 
 t = TAP()
@@ -334,6 +434,54 @@ with Instance(users=["alice", "bob", "carol"], start=False,
     c.close()
     t.is_(proc.returncode, 0, "popd -i exits 0")
     t.is_(len(h.message_files("alice")), 3, "popd -i UPDATE removed the message")
+
+    # privilege separation (privileged instance: the tests run as root)
+    if os.geteuid() != 0:
+        t.skip("privilege separation ids", "needs root (privileged instance)")
+    else:
+        owner = mail_owner(h)
+        c = Raw(port)
+        c.line()
+        cport = c.s.getsockname()[1]
+        holders = tcp_server_owners(port, cport)
+        t.is_(len(holders), 1, "one process holds the client socket", holders)
+        c.send(b"USER alice\r\n")
+        c.line()
+        # virtual users are served as mail_owner
+        check_privsep(t, "pop3", holders[0], owner, (owner.pw_uid, owner.pw_gid),
+                      lambda: c.cmd("PASS secret"))
+        t.is_(tcp_server_owners(port, cport), holders, "after login still only the login process holds the socket")
+        t.ok(c.cmd("STAT").startswith(b"+OK 3 "), "STAT through the login process")
+        t.ok(c.cmd("QUIT").startswith(b"+OK"), "QUIT through the login process")
+        t.ok(c.closed(), "session closed after QUIT")
+        c.close()
+        # the same over implicit TLS
+        tc = ctx.wrap_socket(socket.create_connection(("127.0.0.1", sport), timeout=15), server_hostname="x")
+        tc.recv(1000)
+        holders = tcp_server_owners(sport, tc.getsockname()[1])
+        t.is_(len(holders), 1, "pop3s: one process holds the client socket", holders)
+        def tls_login():
+            tc.sendall(b"USER alice\r\nPASS secret\r\n")
+            d = b""
+            while d.count(b"\r\n") < 2:
+                d += tc.recv(1000)
+            return d.split(b"\r\n")[1]
+        check_privsep(t, "pop3s", holders[0], owner, (owner.pw_uid, owner.pw_gid), tls_login)
+        tc.close()
+        # popd -i: the process started by inetd is the root parent
+        proc = subprocess.Popen([POPD, "-i", "-C", h.dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=h.env())
+        c = Raw(proc=proc)
+        c.line()
+        kids = wait_children(proc.pid, 1)
+        t.is_(len(kids), 1, "popd -i: one login process", kids)
+        t.is_(os.readlink("/proc/%d/fd/0" % proc.pid), "/dev/null", "popd -i: the root parent let go of stdin")
+        t.is_(os.readlink("/proc/%d/fd/1" % proc.pid), "/dev/null", "popd -i: the root parent let go of stdout")
+        c.cmd("USER alice")
+        check_privsep(t, "popd -i", kids[0], owner, (owner.pw_uid, owner.pw_gid), lambda: c.cmd("PASS secret"))
+        t.ok(c.cmd("QUIT").startswith(b"+OK"), "popd -i: QUIT")
+        c.close()
+        t.is_(proc.returncode, 0, "popd -i: exits 0")
 h2 = None
 
 # plaintext policy and autologout
@@ -354,4 +502,33 @@ with Instance(users=["alice"], start=False,
     r = c.line()
     t.ok(r.startswith(b"-ERR") and c.closed() and time.time() - t0 < 10, "autologout after pop3_idle_timeout", r)
     c.close()
+
+# a system user's mailbox process runs as that user
+if os.geteuid() == 0:
+    from hermodtest import SystemUser
+    with SystemUser() as su, Instance(users=[], start=False) as h:
+        spool = os.path.join(h.dir, "mailspool")
+        os.makedirs(spool)
+        os.chmod(spool, 0o1777)
+        h.set_conf({"mail_spool_directory": spool})
+        subprocess.run(["chpasswd"], input=("%s:Sys-pw1\n" % su.name).encode(), check=True)
+        mbox = os.path.join(spool, su.name)
+        with open(mbox, "wb") as f:
+            f.write(b"From x@example.test Sat Jan  3 00:00:00 2026\nSubject: s\n\nhello\n\n")
+        os.chown(mbox, su.pw.pw_uid, su.pw.pw_gid)
+        os.chmod(mbox, 0o600)
+        enable_pop3(h)
+        h.start()
+        wait_until(lambda: h.pids("pop3"), 10)
+        port = h.port_base + 110
+        c = Raw(port)
+        c.line()
+        holders = tcp_server_owners(port, c.s.getsockname()[1])
+        t.is_(len(holders), 1, "system user: one process holds the client socket", holders)
+        c.cmd("USER " + su.name)
+        check_privsep(t, "system user", holders[0], mail_owner(h), (su.pw.pw_uid, su.pw.pw_gid),
+                      lambda: c.cmd("PASS Sys-pw1"))
+        t.ok(c.cmd("STAT").startswith(b"+OK 1 "), "system user: STAT sees the mbox")
+        t.ok(c.cmd("QUIT").startswith(b"+OK"), "system user: QUIT")
+        c.close()
 t.done()
