@@ -549,6 +549,10 @@ bdat_chunk_done(struct smtpd_session *s)
 			reject(s, "BDAT", buf_str(&s->bdat_err));
 		if (s->bdat_last) {
 			smtpd_txn_reset(s);
+		} else if (!s->in_mail) {
+			/* no transaction to fail: a later MAIL starts afresh */
+			s->bdat_fail = 0;
+			buf_reset(&s->bdat_err);
 		}
 		return;
 	}

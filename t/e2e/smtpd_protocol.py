@@ -275,6 +275,11 @@ with smtp_instance(users=["alice", "bob", "u1", "u2", "u3", "u4"], conf=conf) as
     t.is_(c.reply(1)[0], -1, "and nothing else")
     code, lines = c.cmd("MAIL FROM:<sender@example.org>")
     c.cmd("RCPT TO:<bob@example.test>")
+    code, lines = c.bdat(b"x")
+    t.is_(code, 250, "after a BDAT refused before MAIL, MAIL starts a clean BDAT transaction", lines)
+    c.cmd("RSET")
+    c.cmd("MAIL FROM:<sender@example.org>")
+    c.cmd("RCPT TO:<bob@example.test>")
     code, lines = c.cmd("BDAT xyz")
     t.is_(code, 501, "BDAT xyz: 501", lines)
     # RFC 3030: after a failed BDAT the transaction is failed; start again
