@@ -137,6 +137,11 @@ class Instance:
         self.logf = None
         _instances.append(self)
         self.hermod("init", self.dir, "--domain", domain, "--port-base", str(self.port_base), cfg=False)
+        # Tests talk only to 127.0.0.1: no DNS question may leave the
+        # machine.  Port 9 has no server, so lookups fail at once (a
+        # temporary failure: remote mail is deferred) unless a test runs
+        # its own DNS server and sets dns_resolvers itself.
+        self.set_conf({"dns_resolvers": "127.0.0.1:9"})
         if conf:
             self.set_conf(conf)
         for u in users:
