@@ -7,7 +7,8 @@
  *     config [-n] [NAME ...]
  *     user add NAME | user del NAME | user list
  *     map build TYPE:PATH [--aliases] | map lookup TYPE:PATH KEY
- *     queue ...            (a later issue)
+ *     queue list|show ID|hold ID|release ID|delete ID|ALL|requeue ID|ALL|flush
+ *                          (hermod_queue.c)
  *     version | help
  *
  * The instance is the configuration directory: -C DIR, else
@@ -45,6 +46,9 @@
 
 static char *opt_confdir;
 
+/* hermod_queue.c */
+int hermod_queue(int argc, char **argv);
+
 void
 hermod_say(const char *fmt, ...)
 {
@@ -71,6 +75,8 @@ usage(FILE *fp)
 	    "  user del NAME | user list\n"
 	    "  map build TYPE:PATH [--aliases]\n"
 	    "  map lookup TYPE:PATH KEY\n"
+	    "  queue list [--json] | show ID | hold ID | release ID\n"
+	    "  queue delete ID|ALL | requeue ID|ALL | flush [ID]\n"
 	    "  version\n", fp);
 }
 
@@ -572,10 +578,8 @@ main(int argc, char **argv)
 		printf("hermod %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[i], "queue")) {
-		hermod_say("queue: not implemented yet (use mailq and sendmail -q)");
-		return EX_UNAVAILABLE;
-	}
+	if (!strcmp(argv[i], "queue"))
+		return hermod_queue(argc - i, argv + i);
 	for (c = cmds; c->name; c++)
 		if (!strcmp(argv[i], c->name))
 			return c->fn(argc - i, argv + i);

@@ -378,6 +378,12 @@ master_conf_text(struct buf *t, const struct init_opts *o, struct buf *enabled)
 	    "# ran are commented out: enable each when its program exists.\n",
 	    buf_str(&o->dir), buf_str(&o->dir), n);
 	buf_adds(enabled, "pickup, qmgr, local, showq, authd");
+	/* the outbound SMTP/LMTP agent (qmgr uses private/smtp for both);
+	 * not named "smtp": that name is smtpd's inet service below */
+	if (have_program("smtp")) {
+		buf_adds(t, "smtp-out    private/smtp    unix y       20    smtp\n");
+		buf_adds(enabled, ", smtp-out");
+	}
 	for (i = 0; net[i].name; i++) {
 		struct buf l = BUF_INIT;
 		int on = net[i].args && have_program(net[i].prog);

@@ -210,7 +210,8 @@ maildir_box_open(struct pop_box *b, struct buf *err)
 		return BOX_ERR;
 	/* a message moved from new/ was listed twice when cur/ was read
 	 * after the rename: drop the second entry */
-	qsort(b->msgs, b->n, sizeof(*b->msgs), cmp_msg);
+	if (b->n > 1)
+		qsort(b->msgs, b->n, sizeof(*b->msgs), cmp_msg);
 	for (i = 1; i < b->n; ) {
 		if (!strcmp(b->msgs[i].name, b->msgs[i - 1].name)) {
 			free(b->msgs[i].name);

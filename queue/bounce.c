@@ -149,8 +149,9 @@ bounce_compose(struct buf *out, const struct bounce_msg *b)
 		"Undelivered Mail Returned to Sender",
 		"Delayed Mail (still being retried)",
 		"Successful Mail Delivery Report",
+		"Successful Mail Delivery Report",
 	};
-	static const char *action[] = { "failed", "delayed", "delivered" };
+	static const char *action[] = { "failed", "delayed", "delivered", "relayed" };
 	struct buf bd = BUF_INIT;
 	const char *inc = b->content ? b->content : "";
 	size_t inclen = b->content_len, i;
@@ -229,6 +230,12 @@ bounce_compose(struct buf *out, const struct bounce_msg *b)
 		buf_adds(out,
 		    "Your message was delivered to the recipients below, as you\n"
 		    "asked with a delivery status notification request.\n");
+		break;
+	case BOUNCE_RELAYED:
+		buf_adds(out,
+		    "Your message was relayed to the recipients' mail systems below,\n"
+		    "which do not offer delivery status notifications: you will\n"
+		    "get no further notice from them.\n");
 		break;
 	}
 	buf_addc(out, '\n');

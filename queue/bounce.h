@@ -18,7 +18,8 @@
 enum bounce_action {
 	BOUNCE_FAILED,		/* Action: failed (non-delivery report) */
 	BOUNCE_DELAYED,		/* Action: delayed (delay warning) */
-	BOUNCE_DELIVERED	/* Action: delivered (NOTIFY=SUCCESS) */
+	BOUNCE_DELIVERED,	/* Action: delivered (NOTIFY=SUCCESS) */
+	BOUNCE_RELAYED		/* Action: relayed (NOTIFY=SUCCESS, next hop without DSN) */
 };
 
 struct bounce_rcpt {

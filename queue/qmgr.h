@@ -35,6 +35,7 @@
 struct rstate {
 	unsigned char result;
 	unsigned char marked;	/* its record is marked done in the file */
+	unsigned char relayed;	/* sent to a next hop without DSN ("relayed: ") */
 	char dsn[16];
 	char *text;
 	const char *relay;

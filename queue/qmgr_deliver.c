@@ -2,13 +2,29 @@
  * qmgr_deliver.c: routing recipients to transports, and the connections
  * to the delivery agents (see qmgr.h).
  *
- * Routing: a recipient whose domain is in mydestination, or that has no
- * domain, goes to the "local" transport (private/local); the local part
- * $double_bounce_sender there is discarded; everything else goes to
- * "smtp" (private/smtp), one request per domain.  While no smtp service
- * exists, its recipients are deferred with 4.4.0.
+ * Routing (doc/transport.5): a recipient whose domain is in
+ * mydestination, or that has no domain, goes to the "local" transport
+ * (private/local); the local part $double_bounce_sender there is
+ * discarded.  Any other recipient is looked up in transport_maps (the
+ * full address, the domain, then each parent domain as ".parent"); the
+ * value names a route: local, error:X.Y.Z text (bounce or defer at
+ * once), or a next hop for the smtp agent ("smtp:DOMAIN",
+ * "smtp:[HOST]:PORT", "smtp:HOST:PORT", "lmtp:unix:/PATH",
+ * "lmtp:[HOST]:PORT").  Without a map entry, relayhost is the next hop
+ * when set, else default_transport with the recipient's domain.  The
+ * recipients of a message that share a next hop go into requests of at
+ * most smtp_destination_recipient_limit; smtp and lmtp requests both go
+ * to private/smtp.  While no smtp service exists, they are deferred
+ * with 4.4.0.
  *
- * Connections: each transport keeps up to its concurrency limit of
+ * Scheduling: every transport has one queue per destination (next hop)
+ * and a round-robin list of the destinations that may start a request
+ * now; a destination has at most smtp_destination_concurrency_limit
+ * requests in flight (local: local_destination_concurrency_limit), and
+ * a transport at most as many connections as its agent's process limit
+ * in master.conf.
+ *
+ * Connections: each transport keeps up to its connection limit of
  * connections open and reuses them, one request at a time per
  * connection (PROTO_DELIVER_REQ; the agent answers one
  * PROTO_DELIVER_STATUS per recipient and PROTO_DELIVER_DONE).  All I/O
@@ -25,6 +41,7 @@
  */
 #include "qmgr.h"
 #include "conf.h"
+#include "map.h"
 #include "proto.h"
 #include "util.h"
 
@@ -36,14 +53,19 @@
 #include <unistd.h>
 
 #define LOCAL_BATCH	50	/* recipients per local request */
-#define SMTP_BATCH	50	/* recipients per smtp request (one domain) */
-#define SMTP_LIMIT	20	/* until conf says otherwise (smtp_destination_concurrency_limit) */
+#define SMTP_BATCH	50	/* default smtp_destination_recipient_limit */
+#define SMTP_CONNS	20	/* agent connections when master.conf does not say */
+#define NEXTHOP_MAX	1024	/* longest next hop accepted from a map */
+#define DEST_HSIZE	4096
 #define CONN_IDLE_MS	10000	/* close agent connections idle this long */
 #define READ_CHUNK	65536
+
+struct dest;
 
 struct req {
 	struct qmsg *m;
 	char *nexthop;
+	struct dest *d;
 	size_t *idx;		/* recipient indexes, ascending */
 	size_t n;
 	unsigned char *answered;
@@ -62,26 +84,39 @@ struct conn {
 	unsigned nreq;		/* requests sent on it */
 };
 
+/* A destination: the requests of one transport for one next hop. */
+struct dest {
+	struct transport *t;
+	char *nexthop;
+	struct req *head, *tail;	/* waiting */
+	size_t inflight;		/* sent, not finished */
+	int ready;			/* on t's ready list */
+	struct dest *rnext;		/* ready list */
+	struct dest *hnext;		/* hash chain */
+};
+
 struct transport {
 	const char *name;
 	const char *socket;	/* relative to the queue directory (our cwd) */
-	size_t limit;
+	size_t limit;		/* connections to the agent */
+	size_t dest_limit;	/* requests in flight per destination */
 	int64_t timeout_ms;
 	size_t batch;
 	const char *down_dsn;	/* status when the agent cannot be reached */
 	const char *down_text;
-	struct req *head, *tail;
+	struct dest *rhead, *rtail;	/* destinations that may start a request */
+	size_t nwaiting;	/* requests waiting in all destinations */
 	size_t nconns;
 	int64_t last_warn;
 };
 
 static struct transport tr_local = {
-	"local", "private/local", 8, 3600000, LOCAL_BATCH,
-	"4.3.0", "local delivery agent not available", NULL, NULL, 0, 0
+	"local", "private/local", 8, 8, 3600000, LOCAL_BATCH,
+	"4.3.0", "local delivery agent not available", NULL, NULL, 0, 0, 0
 };
 static struct transport tr_smtp = {
-	"smtp", "private/smtp", SMTP_LIMIT, 3600000, SMTP_BATCH,
-	"4.4.0", "no route: smtp transport not available", NULL, NULL, 0, 0
+	"smtp", "private/smtp", SMTP_CONNS, 20, 3600000, SMTP_BATCH,
+	"4.4.0", "no route: smtp transport not available", NULL, NULL, 0, 0, 0
 };
 static struct transport *transports[] = { &tr_local, &tr_smtp };
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
@@ -91,8 +126,52 @@ static size_t nconns, conns_cap;
 static struct conn **polled;		/* conns in the last pollfd array */
 static size_t npolled;
 
+static struct dest *dtab[DEST_HSIZE];
+
 static char **mydest;
 static const char *double_bounce;
+static const char *relayhost, *default_transport;
+static struct map **tmaps;
+static char **tmap_specs;
+static size_t ntmaps;
+
+/* The process limit of the service listening on sock in master.conf,
+ * or 0 when it cannot be told. */
+static size_t
+agent_proclimit(const char *sock)
+{
+	struct master_service *svcs = NULL;
+	struct buf path = BUF_INIT, err = BUF_INIT;
+	size_t n = 0, i, lim = 0;
+
+	buf_printf(&path, "%s/master.conf", conf_dir());
+	if (master_conf_load(buf_str(&path), &svcs, &n, &err) == 0) {
+		for (i = 0; i < n; i++)
+			if (svcs[i].listen && !strcmp(svcs[i].listen, sock) && svcs[i].proclimit > 0)
+				lim = (size_t)svcs[i].proclimit;
+		master_conf_free(svcs, n);
+	}
+	buf_free(&path);
+	buf_free(&err);
+	return lim;
+}
+
+static void
+tmaps_open(void)
+{
+	struct buf err = BUF_INIT;
+	size_t i;
+
+	tmap_specs = conf_list("transport_maps");
+	ntmaps = strv_len(tmap_specs);
+	tmaps = xcalloc(ntmaps ? ntmaps : 1, sizeof(*tmaps));
+	for (i = 0; i < ntmaps; i++) {
+		buf_reset(&err);
+		if ((tmaps[i] = map_open(tmap_specs[i], &err)) == NULL)
+			msg_error("transport_maps: %s", buf_str(&err));
+	}
+	buf_free(&err);
+}
 
 void
 qmgr_deliver_init(void)
@@ -108,10 +187,20 @@ qmgr_deliver_init(void)
 	tr_local.limit = v > 0 ? (size_t)v : 1;
 	v = conf_time("local_delivery_timeout");
 	tr_local.timeout_ms = v > 0 ? v * 1000 : 3600000;
+	tr_local.dest_limit = tr_local.limit;
 	v = conf_time("ipc_timeout");
 	tr_smtp.timeout_ms = v > 0 ? v * 1000 : 3600000;
 	v = conf_int("smtp_destination_concurrency_limit");
-	tr_smtp.limit = v > 0 ? (size_t)v : 1;
+	tr_smtp.dest_limit = v > 0 ? (size_t)v : 1;
+	v = conf_int("smtp_destination_recipient_limit");
+	tr_smtp.batch = v > 0 ? (size_t)v : SMTP_BATCH;
+	if ((tr_smtp.limit = agent_proclimit(tr_smtp.socket)) == 0)
+		tr_smtp.limit = SMTP_CONNS;
+	relayhost = conf_str("relayhost");
+	default_transport = conf_str("default_transport");
+	if (!*default_transport)
+		default_transport = "smtp";
+	tmaps_open();
 }
 
 static int
@@ -136,13 +225,75 @@ req_free(struct req *r)
 	free(r);
 }
 
+static unsigned
+dest_hash(const struct transport *t, const char *s)
+{
+	uint32_t h = t == &tr_local ? 7u : 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % DEST_HSIZE;
+}
+
+static struct dest *
+dest_get(struct transport *t, const char *nexthop)
+{
+	unsigned h = dest_hash(t, nexthop);
+	struct dest *d;
+
+	for (d = dtab[h]; d; d = d->hnext)
+		if (d->t == t && !strcmp(d->nexthop, nexthop))
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->t = t;
+	d->nexthop = xstrdup(nexthop);
+	d->hnext = dtab[h];
+	dtab[h] = d;
+	return d;
+}
+
+/* Forget d when nothing refers to it any more. */
+static void
+dest_maybe_free(struct dest *d)
+{
+	struct dest **pp;
+
+	if (d->head || d->inflight || d->ready)
+		return;
+	for (pp = &dtab[dest_hash(d->t, d->nexthop)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == d) {
+			*pp = d->hnext;
+			break;
+		}
+	free(d->nexthop);
+	free(d);
+}
+
+/* Put d on its transport's ready list if it may start a request. */
+static void
+dest_ready(struct dest *d)
+{
+	struct transport *t = d->t;
+
+	if (d->ready || !d->head || d->inflight >= t->dest_limit)
+		return;
+	d->ready = 1;
+	d->rnext = NULL;
+	if (t->rtail)
+		t->rtail->rnext = d;
+	else
+		t->rhead = d;
+	t->rtail = d;
+}
+
 static struct req *
-req_new(struct qmsg *m, const char *nexthop, size_t cap)
+req_new(struct qmsg *m, struct transport *t, const char *nexthop, size_t cap)
 {
 	struct req *r = xcalloc(1, sizeof(*r));
 
 	r->m = m;
 	r->nexthop = xstrdup(nexthop);
+	r->d = dest_get(t, nexthop);
 	r->idx = xcalloc(cap, sizeof(*r->idx));
 	r->answered = xcalloc(cap, 1);
 	return r;
@@ -151,19 +302,230 @@ req_new(struct qmsg *m, const char *nexthop, size_t cap)
 static void
 enqueue(struct transport *t, struct req *r, int front)
 {
+	struct dest *d = r->d;
+
 	r->next = NULL;
 	if (front) {
-		r->next = t->head;
-		t->head = r;
-		if (!t->tail)
-			t->tail = r;
-		return;
+		r->next = d->head;
+		d->head = r;
+		if (!d->tail)
+			d->tail = r;
+	} else {
+		if (d->tail)
+			d->tail->next = r;
+		else
+			d->head = r;
+		d->tail = r;
 	}
-	if (t->tail)
-		t->tail->next = r;
-	else
-		t->head = r;
-	t->tail = r;
+	t->nwaiting++;
+	dest_ready(d);
+}
+
+/* r is no longer in flight (finished, failed or to be sent again). */
+static void
+req_detach(struct req *r)
+{
+	struct dest *d = r->d;
+
+	if (d->inflight > 0)
+		d->inflight--;
+	dest_ready(d);
+	dest_maybe_free(d);
+}
+
+/* The next request t may start, round-robin over its destinations. */
+static struct req *
+next_req(struct transport *t)
+{
+	struct dest *d;
+	struct req *r;
+
+	while ((d = t->rhead) != NULL) {
+		t->rhead = d->rnext;
+		if (!t->rhead)
+			t->rtail = NULL;
+		d->ready = 0;
+		if (!d->head || d->inflight >= t->dest_limit) {
+			dest_maybe_free(d);
+			continue;
+		}
+		r = d->head;
+		d->head = r->next;
+		if (!d->head)
+			d->tail = NULL;
+		t->nwaiting--;
+		d->inflight++;
+		dest_ready(d);	/* back at the end: round-robin */
+		return r;
+	}
+	return NULL;
+}
+
+/*
+ * Routes.  A route value (transport_maps, default_transport) is one of
+ *   local | error:X.Y.Z text | smtp | smtp: | smtp:NEXTHOP | lmtp:NEXTHOP
+ */
+#define ROUTE_LOCAL	1
+#define ROUTE_SMTP	2
+#define ROUTE_ERROR	3
+
+struct route {
+	int kind;
+	struct buf nexthop;	/* ROUTE_SMTP: "smtp:..." or "lmtp:..." */
+	char dsn[16];		/* ROUTE_ERROR */
+	struct buf text;
+};
+
+static int
+nexthop_ok(const char *s)
+{
+	size_t i;
+
+	if (!*s || strlen(s) > NEXTHOP_MAX)
+		return 0;
+	for (i = 0; s[i]; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Interpret value for domain.  0 ok, -1 (logged) when it makes no sense. */
+static int
+route_parse(struct route *rt, const char *value, const char *domain, const char *where)
+{
+	const char *v = value + strspn(value, " \t");
+	size_t n = strcspn(v, " \t");
+
+	buf_reset(&rt->nexthop);
+	buf_reset(&rt->text);
+	if (n == 5 && !strncasecmp(v, "local", 5) && !v[5 + strspn(v + 5, " \t")]) {
+		rt->kind = ROUTE_LOCAL;
+		return 0;
+	}
+	if (!strncasecmp(v, "error:", 6)) {
+		const char *code = v + 6, *text;
+		size_t cl = strcspn(code, " \t");
+
+		snprintf(rt->dsn, sizeof(rt->dsn), "%.*s", (int)(cl < 15 ? cl : 15), code);
+		if (cl >= sizeof(rt->dsn) || !qf_dsn_valid(rt->dsn) || rt->dsn[0] == '2')
+			snprintf(rt->dsn, sizeof(rt->dsn), "5.0.0");
+		text = code + cl;
+		text += strspn(text, " \t");
+		rt->kind = ROUTE_ERROR;
+		buf_adds(&rt->text, *text ? text : "delivery refused by the transport map");
+		return 0;
+	}
+	if ((n == 4 || (n > 4 && v[4] == ':')) &&
+	    (!strncasecmp(v, "smtp", 4) || !strncasecmp(v, "lmtp", 4)) &&
+	    !v[n + strspn(v + n, " \t")]) {
+		int lmtp = !strncasecmp(v, "lmtp", 4);
+
+		buf_adds(&rt->nexthop, lmtp ? "lmtp:" : "smtp:");
+		if (n > 5)
+			buf_add(&rt->nexthop, v + 5, n - 5);
+		else if (!lmtp && domain && *domain)
+			buf_adds(&rt->nexthop, domain);
+		else {
+			msg_warn("%s: route \"%s\" has no next hop", where, value);
+			return -1;
+		}
+		if (!nexthop_ok(buf_str(&rt->nexthop) + 5)) {
+			msg_warn("%s: bad next hop in \"%s\"", where, value);
+			return -1;
+		}
+		rt->kind = ROUTE_SMTP;
+		return 0;
+	}
+	msg_warn("%s: unknown route \"%s\" (local, error:, smtp:, lmtp:)", where, value);
+	return -1;
+}
+
+/* transport_maps: 1 found (into val), 0 not, -1 lookup error. */
+static int
+tmap_find(const char *key, struct buf *val)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < ntmaps; i++) {
+		if (!tmaps[i])
+			return -1;
+		if (map_stale(tmaps[i])) {
+			struct buf err = BUF_INIT;
+			struct map *nm = map_open(tmap_specs[i], &err);
+
+			if (nm) {
+				map_close(tmaps[i]);
+				tmaps[i] = nm;
+			} else
+				msg_error("transport_maps: %s", buf_str(&err));
+			buf_free(&err);
+		}
+		buf_reset(val);
+		if ((r = map_lookup(tmaps[i], key, val)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Route a non-local recipient whose domain is dom (lower case).  Sets
+ * rt; ROUTE_ERROR with a 4.x.x code when the route cannot be told now.
+ */
+static void
+route_remote(struct route *rt, const char *addr, const char *dom)
+{
+	struct buf key = BUF_INIT, val = BUF_INIT;
+	const char *p;
+	int r;
+
+	if (ntmaps) {
+		buf_adds(&key, addr);
+		str_lower(key.data);
+		r = tmap_find(buf_str(&key), &val);
+		if (r == 0)
+			r = tmap_find(dom, &val);
+		for (p = strchr(dom, '.'); r == 0 && p; p = strchr(p + 1, '.')) {
+			r = tmap_find(p, &val);
+		}
+		if (r < 0) {
+			rt->kind = ROUTE_ERROR;
+			snprintf(rt->dsn, sizeof(rt->dsn), "4.3.0");
+			buf_reset(&rt->text);
+			buf_adds(&rt->text, "transport_maps lookup failed");
+			goto out;
+		}
+		if (r > 0) {
+			if (route_parse(rt, buf_str(&val), dom, "transport_maps") < 0) {
+				rt->kind = ROUTE_ERROR;
+				snprintf(rt->dsn, sizeof(rt->dsn), "4.3.5");
+				buf_reset(&rt->text);
+				buf_adds(&rt->text, "bad transport_maps entry");
+			}
+			goto out;
+		}
+	}
+	if (*relayhost) {
+		buf_reset(&rt->nexthop);
+		buf_printf(&rt->nexthop, "smtp:%s", relayhost);
+		rt->kind = ROUTE_SMTP;
+		if (!nexthop_ok(relayhost)) {
+			rt->kind = ROUTE_ERROR;
+			snprintf(rt->dsn, sizeof(rt->dsn), "4.3.5");
+			buf_reset(&rt->text);
+			buf_adds(&rt->text, "bad relayhost");
+		}
+		goto out;
+	}
+	if (route_parse(rt, default_transport, dom, "default_transport") < 0) {
+		rt->kind = ROUTE_ERROR;
+		snprintf(rt->dsn, sizeof(rt->dsn), "4.3.5");
+		buf_reset(&rt->text);
+		buf_adds(&rt->text, "bad default_transport");
+	}
+out:
+	buf_free(&key);
+	buf_free(&val);
 }
 
 void
@@ -172,9 +534,13 @@ qmgr_route(struct qmsg *m)
 	size_t n = m->env.nrcpt, i, j;
 	/* 0 none, 1 local, 2 smtp */
 	unsigned char *where = xcalloc(n ? n : 1, 1);
-	char **dom = xcalloc(n ? n : 1, sizeof(char *));
+	char **hop = xcalloc(n ? n : 1, sizeof(char *));
+	struct route rt;
 	struct req *r = NULL;
 
+	memset(&rt, 0, sizeof(rt));
+	buf_init(&rt.nexthop);
+	buf_init(&rt.text);
 	for (i = 0; i < n; i++) {
 		const char *addr = m->env.rcpt[i].addr, *at = strrchr(addr, '@');
 		size_t llen = at ? (size_t)(at - addr) : strlen(addr);
@@ -187,18 +553,40 @@ qmgr_route(struct qmsg *m)
 				continue;
 			}
 			where[i] = 1;
-		} else {
+			continue;
+		}
+		{
+			char *dom = xstrdup(at + 1);
+			size_t dl = strlen(dom);
+
+			str_lower(dom);
+			if (dl && dom[dl - 1] == '.')
+				dom[dl - 1] = 0;
+			route_remote(&rt, addr, dom);
+			free(dom);
+		}
+		switch (rt.kind) {
+		case ROUTE_LOCAL:
+			where[i] = 1;
+			break;
+		case ROUTE_ERROR:
+			qmgr_rcpt_result(m, i, rt.dsn[0] == '4' ? RS_DEFERRED : RS_BOUNCED,
+			    rt.dsn, buf_str(&rt.text), "error");
+			break;
+		default:
 			where[i] = 2;
-			dom[i] = xstrdup(at + 1);
-			str_lower(dom[i]);
+			hop[i] = xstrdup(buf_str(&rt.nexthop));
+			break;
 		}
 	}
+	buf_free(&rt.nexthop);
+	buf_free(&rt.text);
 	/* local: batches in file order */
 	for (i = 0; i < n; i++) {
 		if (where[i] != 1)
 			continue;
 		if (!r)
-			r = req_new(m, "", tr_local.batch);
+			r = req_new(m, &tr_local, "", tr_local.batch);
 		r->idx[r->n++] = i;
 		if (r->n == tr_local.batch) {
 			enqueue(&tr_local, r, 0);
@@ -211,13 +599,13 @@ qmgr_route(struct qmsg *m)
 		m->outstanding++;
 		r = NULL;
 	}
-	/* smtp: one request per domain (and batch) */
+	/* smtp and lmtp: one request per next hop (and batch) */
 	for (i = 0; i < n; i++) {
 		if (where[i] != 2)
 			continue;
-		r = req_new(m, dom[i], tr_smtp.batch);
+		r = req_new(m, &tr_smtp, hop[i], tr_smtp.batch);
 		for (j = i; j < n && r->n < tr_smtp.batch; j++) {
-			if (where[j] == 2 && !strcmp(dom[j], dom[i])) {
+			if (where[j] == 2 && !strcmp(hop[j], hop[i])) {
 				r->idx[r->n++] = j;
 				if (j != i)
 					where[j] = 0;
@@ -229,14 +617,15 @@ qmgr_route(struct qmsg *m)
 		r = NULL;
 	}
 	for (i = 0; i < n; i++)
-		free(dom[i]);
-	free(dom);
+		free(hop[i]);
+	free(hop);
 	free(where);
 }
 
-/* Every unanswered recipient of r gets this result; the request ends. */
+/* Every unanswered recipient of r gets this result; the request ends.
+ * inflight: r was sent (its destination counts it). */
 static void
-req_fail(struct transport *t, struct req *r, const char *dsn, const char *text)
+req_fail(struct transport *t, struct req *r, const char *dsn, const char *text, int inflight)
 {
 	struct qmsg *m = r->m;
 	size_t k;
@@ -244,6 +633,10 @@ req_fail(struct transport *t, struct req *r, const char *dsn, const char *text)
 	for (k = 0; k < r->n; k++)
 		if (!r->answered[k])
 			qmgr_rcpt_result(m, r->idx[k], RS_DEFERRED, dsn, text, t->name);
+	if (inflight)
+		req_detach(r);
+	else
+		dest_maybe_free(r->d);
 	req_free(r);
 	qmgr_request_done(m);
 }
@@ -287,11 +680,12 @@ conn_fail(struct conn *c, const char *why, int retry)
 		msg_warn("%s: %s delivery agent: %s; sending %zu recipient%s again",
 		    r->m->id, t->name, why, n, n == 1 ? "" : "s");
 		enqueue(t, r, 1);
+		req_detach(r);
 		return;
 	}
 	msg_warn("%s: %s delivery agent: %s", r->m->id, t->name, why);
 	buf_printf(&text, "delivery agent failed: %s", why);
-	req_fail(t, r, "4.3.0", buf_str(&text));
+	req_fail(t, r, "4.3.0", buf_str(&text), 1);
 	buf_free(&text);
 }
 
@@ -389,7 +783,7 @@ qmgr_dispatch(void)
 	for (ti = 0; ti < NTRANSPORTS; ti++) {
 		struct transport *t = transports[ti];
 
-		while (t->head) {
+		while (t->rhead) {
 			struct conn *c = NULL;
 			struct req *r;
 
@@ -403,19 +797,14 @@ qmgr_dispatch(void)
 					break;
 				if ((c = conn_open(t)) == NULL) {
 					/* the agent is not there: nothing queued for it can go */
-					while ((r = t->head) != NULL) {
-						t->head = r->next;
-						if (!t->head)
-							t->tail = NULL;
-						req_fail(t, r, t->down_dsn, t->down_text);
+					while ((r = next_req(t)) != NULL) {
+						req_fail(t, r, t->down_dsn, t->down_text, 1);
 					}
 					break;
 				}
 			}
-			r = t->head;
-			t->head = r->next;
-			if (!t->head)
-				t->tail = NULL;
+			if ((r = next_req(t)) == NULL)
+				break;
 			conn_send(c, r);
 		}
 	}
@@ -460,6 +849,7 @@ conn_message(struct conn *c, const struct proto_msg *pm)
 			return "end of statuses before every recipient was answered";
 		c->req = NULL;
 		c->idle_since = qmgr_now_ms;
+		req_detach(r);
 		req_free(r);
 		qmgr_request_done(m);
 		return NULL;

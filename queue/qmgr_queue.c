@@ -300,6 +300,7 @@ qmgr_rcpt_result(struct qmsg *m, size_t i, int result, const char *dsn,
 	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
 	r->relay = relay;
 	r->when = time(NULL);
+	r->relayed = result == RS_SENT && !strncmp(r->text, "relayed: ", 9);
 	delay_str(delay, sizeof(delay), m);
 	msg_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", m->id,
 	    m->env.rcpt[i].addr, relay, delay, r->dsn, words[result], r->text);
@@ -334,6 +335,7 @@ notice(struct qmsg *m, enum bounce_action action, const size_t *idx, size_t n, i
 		"sender non-delivery notification",
 		"sender delay notification",
 		"sender delivery status notification",
+		"sender relay notification",
 	};
 
 	for (k = 0; k < n; k++) {
@@ -443,7 +445,7 @@ qmgr_next_retry(void)
  * still to be delivered.  0 ok, -1 (logged) when active/ID stays.
  */
 static int
-defer_message(struct qmsg *m, int attempts, int64_t next, int warned)
+defer_message(struct qmsg *m, int attempts, int64_t next, int warned, int held)
 {
 	struct buf tmp = BUF_INIT, dst = BUF_INIT, dir = BUF_INIT;
 	struct qf_writer w;
@@ -452,7 +454,7 @@ defer_message(struct qmsg *m, int attempts, int64_t next, int warned)
 	int fd, rc = -1;
 
 	buf_printf(&tmp, "incoming/%s.d", m->id);
-	queue_path(&dst, "deferred", m->id);
+	queue_path(&dst, held ? "hold" : "deferred", m->id);
 	buf_add(&dir, dst.data, (size_t)(strrchr(dst.data, '/') - dst.data));
 	fd = open(buf_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -515,6 +517,13 @@ defer_message(struct qmsg *m, int attempts, int64_t next, int warned)
 		/* a new hash folder: make its entry in deferred/ durable too */
 		(void)fsync_dir("deferred");
 	}
+	if (held) {
+		/* it replaced the held file, which was active/ID renamed */
+		if (fsync_dir("hold") < 0)
+			msg_error("%s: fsync hold/: %s", m->id, strerror(errno));
+		rc = 0;
+		goto out;
+	}
 	if (fsync_dir(buf_str(&dir)) < 0) {
 		/* not known to be durable: keep active/ID as well (the next
 		 * start prefers deferred/, so this costs nothing) */
@@ -540,6 +549,42 @@ wants_failure_notice(unsigned notify)
 	return !(notify & DSN_NOTIFY_NEVER) && (notify == 0 || (notify & DSN_NOTIFY_FAILURE));
 }
 
+/*
+ * Where the file of m is now: an administrator may have renamed active/ID
+ * to hold/ID ("hermod queue hold") or removed it ("hermod queue delete")
+ * while it was being delivered.  0 still in active/, 1 in hold/ (the
+ * same file), 2 gone.
+ */
+#define FILE_ACTIVE	0
+#define FILE_HELD	1
+#define FILE_GONE	2
+static int
+file_state(struct qmsg *m)
+{
+	struct stat mine, st;
+	struct buf p = BUF_INIT;
+	int rc = FILE_ACTIVE;
+
+	if (fstat(m->fd, &mine) < 0)
+		return FILE_ACTIVE;
+	queue_path(&p, "active", m->id);
+	if (stat(buf_str(&p), &st) == 0 && st.st_ino == mine.st_ino && st.st_dev == mine.st_dev)
+		goto out;
+	if (mine.st_nlink == 0) {
+		rc = FILE_GONE;
+		goto out;
+	}
+	buf_reset(&p);
+	queue_path(&p, "hold", m->id);
+	if (stat(buf_str(&p), &st) == 0 && st.st_ino == mine.st_ino && st.st_dev == mine.st_dev)
+		rc = FILE_HELD;
+	else
+		rc = FILE_GONE;	/* moved elsewhere: no longer ours */
+out:
+	buf_free(&p);
+	return rc;
+}
+
 /* The last request of m is finished: report, then remove or defer. */
 static void
 qmgr_finish(struct qmsg *m)
@@ -550,8 +595,15 @@ qmgr_finish(struct qmsg *m)
 	long long life = *m->env.sender ? lifetime : bounce_lifetime;
 	int can_notify = *m->env.sender && !is_double_bounce(m->env.sender);
 	int warned = m->env.warned;
+	int where = file_state(m);
 	struct buf path = BUF_INIT;
 
+	if (where == FILE_GONE) {
+		msg_info("%s: removed from active/ during delivery; forgotten", m->id);
+		free(idx);
+		msg_forget(m);
+		return;
+	}
 	for (i = 0; i < n; i++)
 		if (m->rs[i].result == RS_DEFERRED)
 			ndefer++;
@@ -593,12 +645,23 @@ qmgr_finish(struct qmsg *m)
 		ndefer += nidx;
 	}
 
-	/* Success notices (best effort: the mail itself is delivered). */
+	/* Success notices (best effort: the mail itself is delivered):
+	 * "delivered" for local delivery; "relayed" when the smtp agent
+	 * handed it to a next hop without DSN (RFC 3461 section 6.2.3.3).
+	 * A next hop that took NOTIFY along reports for itself. */
 	for (nidx = 0, i = 0; i < n; i++)
-		if (m->rs[i].result == RS_SENT && (m->env.rcpt[i].notify & DSN_NOTIFY_SUCCESS))
+		if (m->rs[i].result == RS_SENT && !m->rs[i].relayed &&
+		    !(m->rs[i].relay && !strcmp(m->rs[i].relay, "smtp")) &&
+		    (m->env.rcpt[i].notify & DSN_NOTIFY_SUCCESS))
 			idx[nidx++] = i;
 	if (nidx && can_notify)
 		(void)notice(m, BOUNCE_DELIVERED, idx, nidx, 0);
+	for (nidx = 0, i = 0; i < n; i++)
+		if (m->rs[i].result == RS_SENT && m->rs[i].relayed &&
+		    (m->env.rcpt[i].notify & DSN_NOTIFY_SUCCESS))
+			idx[nidx++] = i;
+	if (nidx && can_notify)
+		(void)notice(m, BOUNCE_RELAYED, idx, nidx, 0);
 
 	/* Mark what is finished. */
 	for (i = 0; i < n; i++)
@@ -608,7 +671,7 @@ qmgr_finish(struct qmsg *m)
 			nleft++;	/* cannot happen: every recipient was routed */
 
 	if (ndefer == 0 && nleft == 0) {
-		queue_path(&path, "active", m->id);
+		queue_path(&path, where == FILE_HELD ? "hold" : "active", m->id);
 		if (unlink(buf_str(&path)) < 0 && errno != ENOENT) {
 			msg_error("%s: unlink %s: %s", m->id, buf_str(&path), strerror(errno));
 			if (m->dirty)
@@ -638,7 +701,11 @@ qmgr_finish(struct qmsg *m)
 			    m->env.arrival_us / 1000000 + life) == 0)
 				warned = 1;
 		}
-		if (defer_message(m, attempts, next, warned) < 0) {
+		if (where == FILE_HELD) {
+			if (defer_message(m, attempts, next, warned, 1) < 0 && m->dirty)
+				(void)fsync(m->fd);
+			msg_info("%s: on hold", m->id);
+		} else if (defer_message(m, attempts, next, warned, 0) < 0) {
 			/* active/ID stays; make the done marks durable, and let
 			 * the next rescan of active/ try it again */
 			if (m->dirty && fsync(m->fd) < 0)

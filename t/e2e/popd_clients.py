@@ -70,7 +70,10 @@ def fetchmail(t, h, user, password, what):
                 '  mda "/bin/sh -c \'cat > %s/msg.$$\'"\n' % (h.port_base + 110, user, password, d))
     os.chmod(rc, 0o600)
     env = dict(os.environ, HOME=d, FETCHMAILHOME=d)
-    p = subprocess.run(["fetchmail", "-f", rc, "--nodetach", "-v"], stdout=subprocess.PIPE,
+    # its own lock file: as root fetchmail would share /var/run/fetchmail.pid
+    # with any other fetchmail on the host
+    p = subprocess.run(["fetchmail", "-f", rc, "--nodetach", "-v", "--pidfile", os.path.join(d, "pid")],
+                       stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, env=env, timeout=120)
     got = subjects(glob.glob(os.path.join(d, "msg.*")))
     t.is_(len(got), N, "fetchmail downloaded all %d messages (%s)" % (N, what),

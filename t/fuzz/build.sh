@@ -8,7 +8,7 @@ CLANG=${CLANG:-clang}
 command -v "$CLANG" >/dev/null 2>&1 || { echo "build.sh: clang not found (apt-get install clang)" >&2; exit 1; }
 mkdir -p "$out"
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -I$src/lib -I$src/t/fuzz"
-libs="-ldb-5.3 -lcrypt -lssl -lcrypto"
+libs="-ldb-5.3 -lcrypt -lssl -lcrypto -lcares"
 # lib objects once, without the fuzzer main
 objdir="$out/obj"
 mkdir -p "$objdir"
