@@ -46,8 +46,6 @@
 
 static char *opt_confdir;
 
-/* hermod_queue.c */
-int hermod_queue(int argc, char **argv);
 
 void
 hermod_say(const char *fmt, ...)

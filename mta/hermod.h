@@ -30,4 +30,7 @@ int hermod_init(int argc, char **argv);
 /* hermod_user.c */
 int hermod_user(int argc, char **argv);
 
+/* hermod_queue.c: "hermod queue ..." */
+int hermod_queue(int argc, char **argv);
+
 #endif

@@ -41,7 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int hermod_queue(int argc, char **argv);
 
 static const char *qdirs[] = { "active", "deferred", "hold", NULL };
 
