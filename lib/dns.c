@@ -403,9 +403,11 @@ run(struct dns_resolver *r, struct query *q, size_t n, int64_t deadline)
 		for (k = 0; k < ARES_GETSOCK_MAXNUM; k++) {
 			short ev = 0;
 
-			if (ARES_GETSOCK_READABLE(bits, k))
+			/* c-ares's ARES_GETSOCK_WRITABLE shifts an int 1 by
+			 * up to 31 places (undefined): test the bits unsigned */
+			if ((unsigned)bits & (1u << k))
 				ev |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, k))
+			if ((unsigned)bits & (1u << (k + ARES_GETSOCK_MAXNUM)))
 				ev |= POLLOUT;
 			if (!ev)
 				continue;

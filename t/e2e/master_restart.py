@@ -27,7 +27,9 @@ with open(os.path.join(d, "starts." + name), "a") as f:
 if mode == "crash":
     sys.exit(3)
 if mode == "fds":
-    with open(os.path.join(d, "fds." + name), "w") as f:
+    # written under a temporary name and renamed, so that the test never
+    # reads a half-written file
+    with open(os.path.join(d, "fds." + name + ".tmp"), "w") as f:
         for fd in sorted(int(x) for x in os.listdir("/proc/self/fd")):
             try:
                 f.write("%d %s\n" % (fd, os.readlink("/proc/self/fd/%d" % fd)))
@@ -35,6 +37,7 @@ if mode == "fds":
                 pass
         f.write("argv %s\n" % " ".join(sys.argv[1:]))
         f.write("env %s\n" % " ".join(sorted(k for k in os.environ)))
+    os.rename(os.path.join(d, "fds." + name + ".tmp"), os.path.join(d, "fds." + name))
 if mode == "accept":
     l = socket.socket(fileno=3)
     os.write(4, b"I")
