@@ -27,6 +27,7 @@
  * not a queue file; 64 usage.
  */
 #include "conf.h"
+#include "flow.h"
 #include "log.h"
 #include "proto.h"
 #include "queue_file.h"
@@ -238,6 +239,7 @@ main(int argc, char **argv)
 	if (maildrop_commit(&md, &err) < 0)
 		die(EX_TEMPFAIL, "%s", buf_str(&err));
 	maildrop_wake(md.id);
+	(void)flow_wait();
 	buf_free(&in);
 	buf_free(&err);
 	return EX_OK;

@@ -26,6 +26,7 @@
  */
 #include "addr.h"
 #include "conf.h"
+#include "flow.h"
 #include "header.h"
 #include "log.h"
 #include "map.h"
@@ -1124,6 +1125,7 @@ do_deliver(struct opts *o)
 	}
 	if (id[0]) {
 		maildrop_wake(id);
+		(void)flow_wait();
 		if (o->verbose)
 			fprintf(stderr, "%s: queued as maildrop/%s\n", progname, id);
 	} else if (o->verbose)

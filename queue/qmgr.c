@@ -21,6 +21,7 @@
  */
 #include "qmgr.h"
 #include "conf.h"
+#include "flow.h"
 #include "proto.h"
 #include "service.h"
 #include "util.h"
@@ -205,6 +206,7 @@ main(int argc, char **argv)
 		/* dispatching can finish messages whose notices must load */
 		qmgr_load_pending();
 		qmgr_dispatch();
+		flow_publish((long)qmgr_active_count());
 
 		timeout = min_timeout(next_active - qmgr_now_ms, next_deferred - qmgr_now_ms);
 		timeout = min_timeout(timeout, qmgr_conn_timeout());

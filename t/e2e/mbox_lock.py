@@ -26,9 +26,16 @@ with SystemUser() as su, Instance(users=[], start=False) as h:
     t.ok(wait_until(lambda: os.path.exists(mbox) and b"Subject: L0" in open(mbox, "rb").read(), 10), "mbox created", h.log())
 
     # hold both locks: delivery must wait
+    # local may still be releasing its own locks after writing L0
+    def take_dotlock():
+        try:
+            return os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return None
+    lfd = wait_until(take_dotlock, 10)
+    t.ok(lfd is not None, "took the dotlock")
     fd = os.open(mbox, os.O_RDWR)
     fcntl.lockf(fd, fcntl.LOCK_EX)
-    lfd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     h.sendmail([su.name + "@example.test"], b"Subject: L1\n\nwhile locked\n")
     time.sleep(2)
     t.ok(b"Subject: L1" not in open(mbox, "rb").read(), "nothing written while another writer holds the locks")
