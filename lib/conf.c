@@ -82,7 +82,7 @@ static const struct param params[] = {
 	{ "qmgr_message_active_limit", "20000", "Most messages qmgr keeps in memory at once." },
 	{ "qmgr_rescan_interval", "60s", "How often qmgr rescans active/ and maildrop for messages it was not told about." },
 	{ "in_flow_delay", "1s", "Longest time sendmail/postdrop wait, after storing a message, while the queue backlog is over in_flow_limit (0: no flow control)." },
-	{ "in_flow_limit", "8", "The backlog (messages qmgr holds plus files waiting in maildrop/) above which submitters wait (in_flow_delay)." },
+	{ "in_flow_limit", "4", "The backlog (messages qmgr holds plus files waiting in maildrop/) above which submitters wait (in_flow_delay)." },
 	{ "message_size_limit", "10240000", "Largest message accepted, in bytes (0: no limit)." },
 	{ "header_size_limit", "102400", "Largest header section kept, in bytes." },
 	{ "line_length_limit", "2048", "Longer lines in submitted mail are broken (after this many bytes)." },
