@@ -403,39 +403,6 @@ out:
 	leaves_free(&l);
 }
 
-/* Checks of a request; NULL when good, else why. */
-static const char *
-check_request(const struct proto_msg *r)
-{
-	size_t i;
-	const char *path;
-
-	if (r->type != PROTO_DELIVER_REQ)
-		return "not a delivery request";
-	if (r->nfields < 4 || (r->nfields - 4) % 4 != 0)
-		return "wrong number of fields";
-	for (i = 0; i < r->nfields; i++)
-		if (strlen(r->fields[i].data) != r->fields[i].len ||
-		    has_crlfnul(r->fields[i].data, r->fields[i].len))
-			return "CR, LF or NUL in a field";
-	if (!queue_id_valid(proto_field(r, 0)))
-		return "bad queue id";
-	path = proto_field(r, 1);
-	if (strncmp(path, "active/", 7) || strcmp(path + 7, proto_field(r, 0)))
-		return "queue file path is not active/ID";
-	for (i = 4; i < r->nfields; i += 4) {
-		long long v;
-
-		if (parse_ll(proto_field(r, i), 0, (long long)1 << 50, &v) < 0)
-			return "bad recipient offset";
-		if (!*proto_field(r, i + 1))
-			return "empty recipient";
-		if (parse_ll(proto_field(r, i + 3), 0, 255, &v) < 0)
-			return "bad notify flags";
-	}
-	return NULL;
-}
-
 /* 0 ok, -1: drop the connection. */
 static int
 handle_request(int fd, struct proto_msg *r)
@@ -447,7 +414,7 @@ handle_request(int fd, struct proto_msg *r)
 	size_t i, nrcpt;
 	int rc = 0;
 
-	if ((why = check_request(r)) != NULL) {
+	if ((why = proto_deliver_req_check(r)) != NULL) {
 		msg_error("malformed delivery request from qmgr: %s", why);
 		return -1;
 	}

@@ -50,6 +50,13 @@ enum proto_type {
  * dsn code is an RFC 3463 code such as "2.0.0", "4.2.0", "5.1.1".
  */
 
+struct proto_msg;
+/* NULL when m is a well-formed PROTO_DELIVER_REQ (field count, no CR, LF
+ * or NUL in any field, a valid queue ID and "active/ID" path, numeric
+ * offsets and notify flags), else why not.  Every agent checks this
+ * before acting on a request. */
+const char *proto_deliver_req_check(const struct proto_msg *m);
+
 struct proto_field {
 	const char *data;	/* NUL-terminated copy inside the message */
 	size_t len;

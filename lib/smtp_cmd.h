@@ -3,7 +3,7 @@
  * its extensions), kept free of I/O so they can be unit tested and
  * fuzzed: command verbs, MAIL FROM / RCPT TO paths with their ESMTP
  * parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, NOTIFY, ORCPT, AUTH),
- * xtext (RFC 3461) and base64 (for AUTH).
+ * xtext (RFC 3461).  base64 for AUTH is lib/base64.h.
  *
  * Lines are given without their CRLF.  Nothing here accepts CR, LF or
  * NUL inside a line: such a line is a syntax error.
@@ -71,10 +71,6 @@ int smtp_parse_path(const char *arg, int is_rcpt, struct smtp_path *p,
 int smtp_xtext_decode(const char *in, size_t n, struct buf *out);
 void smtp_xtext_encode(const char *in, size_t n, struct buf *out);
 
-/* base64 (RFC 4648, padding required, no white space).  Appends;
- * 0 ok, -1 malformed. */
-int smtp_base64_decode(const char *in, size_t n, struct buf *out);
-void smtp_base64_encode(const void *in, size_t n, struct buf *out);
 
 /*
  * RFC 4616 PLAIN: authzid NUL authcid NUL passwd.  The authzid must be

@@ -26,6 +26,7 @@
  */
 #include "addr.h"
 #include "conf.h"
+#include "base64.h"
 #include "flow.h"
 #include "header.h"
 #include "log.h"
@@ -575,32 +576,6 @@ read_message(struct reader *r, int fd)
 /*
  * Header fields that sendmail adds.
  */
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void
-base64_add(struct buf *out, const unsigned char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		buf_addc(out, b64chars[s[i] >> 2]);
-		buf_addc(out, b64chars[((s[i] & 3) << 4) | (s[i + 1] >> 4)]);
-		buf_addc(out, b64chars[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)]);
-		buf_addc(out, b64chars[s[i + 2] & 63]);
-	}
-	if (n - i == 1) {
-		buf_addc(out, b64chars[s[i] >> 2]);
-		buf_addc(out, b64chars[(s[i] & 3) << 4]);
-		buf_adds(out, "==");
-	} else if (n - i == 2) {
-		buf_addc(out, b64chars[s[i] >> 2]);
-		buf_addc(out, b64chars[((s[i] & 3) << 4) | (s[i + 1] >> 4)]);
-		buf_addc(out, b64chars[(s[i + 1] & 15) << 2]);
-		buf_addc(out, '=');
-	}
-}
-
 /* A display name: as is when it is atoms, quoted when it has specials,
  * RFC 2047 encoded words when it is not ASCII. */
 static void
@@ -628,7 +603,7 @@ add_phrase(struct buf *out, const char *name)
 			if (start)
 				buf_addc(out, ' ');
 			buf_adds(out, "=?UTF-8?B?");
-			base64_add(out, s + start, end - start);
+			base64_encode(s + start, end - start, out);
 			buf_adds(out, "?=");
 			start = end;
 		}

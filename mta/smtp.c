@@ -124,39 +124,6 @@ fail:
 	return -1;
 }
 
-/* The request: checks like local's. */
-static const char *
-check_request(const struct proto_msg *r)
-{
-	size_t i;
-	const char *path;
-
-	if (r->type != PROTO_DELIVER_REQ)
-		return "not a delivery request";
-	if (r->nfields < 4 || (r->nfields - 4) % 4 != 0)
-		return "wrong number of fields";
-	for (i = 0; i < r->nfields; i++)
-		if (strlen(r->fields[i].data) != r->fields[i].len ||
-		    has_crlfnul(r->fields[i].data, r->fields[i].len))
-			return "CR, LF or NUL in a field";
-	if (!queue_id_valid(proto_field(r, 0)))
-		return "bad queue id";
-	path = proto_field(r, 1);
-	if (strncmp(path, "active/", 7) || strcmp(path + 7, proto_field(r, 0)))
-		return "queue file path is not active/ID";
-	for (i = 4; i < r->nfields; i += 4) {
-		long long v;
-
-		if (parse_ll(proto_field(r, i), 0, (long long)1 << 50, &v) < 0)
-			return "bad recipient offset";
-		if (!*proto_field(r, i + 1))
-			return "empty recipient";
-		if (parse_ll(proto_field(r, i + 3), 0, 255, &v) < 0)
-			return "bad notify flags";
-	}
-	return NULL;
-}
-
 static int
 scan8(void *ctx, const char *p, size_t n)
 {
@@ -342,7 +309,7 @@ handle_request(int fd, struct proto_msg *m)
 	size_t i;
 	int rc = 0, bad = 0;
 
-	if ((why = check_request(m)) != NULL) {
+	if ((why = proto_deliver_req_check(m)) != NULL) {
 		msg_error("malformed delivery request from qmgr: %s", why);
 		return -1;
 	}

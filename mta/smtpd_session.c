@@ -19,6 +19,7 @@
  */
 #include "smtpd.h"
 #include "addr.h"
+#include "base64.h"
 #include "log.h"
 #include "util.h"
 
@@ -596,7 +597,7 @@ auth_response(struct smtpd_session *s, const char *line)
 		smtpd_reply(s, "501 5.7.0 Authentication aborted");
 		return;
 	}
-	if (smtp_base64_decode(line, strlen(line), &dec) < 0) {
+	if (base64_decode(line, strlen(line), &dec) < 0) {
 		s->mode = MODE_CMD;
 		wipe(&dec);
 		wipe(&s->auth_name);

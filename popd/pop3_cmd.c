@@ -6,6 +6,7 @@
  * separators, so no later step sees them.  Keywords are 3 or 4 letters
  * (RFC 1939 section 3) and matched case-insensitively.
  */
+#include "base64.h"
 #include "pop3_cmd.h"
 
 #include <ctype.h>
@@ -137,50 +138,13 @@ pop3_count(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-static int
-b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
+/* RFC 5034: a lone "=" is an empty initial response. */
 int
 pop3_b64_decode(const char *in, size_t n, struct buf *out)
 {
-	size_t i;
-
 	if (n == 1 && in[0] == '=')
 		return 0;
-	if (n % 4)
-		return -1;
-	for (i = 0; i < n; i += 4) {
-		int v[4], j, pad = 0;
-
-		for (j = 0; j < 4; j++) {
-			if (in[i + j] == '=' && i + 4 == n && j >= 2) {
-				v[j] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[j] = b64val((unsigned char)in[i + j])) < 0)
-				return -1;
-		}
-		buf_addc(out, (v[0] << 2) | (v[1] >> 4));
-		if (pad < 2)
-			buf_addc(out, ((v[1] & 15) << 4) | (v[2] >> 2));
-		if (pad < 1)
-			buf_addc(out, ((v[2] & 3) << 6) | v[3]);
-	}
-	return 0;
+	return base64_decode(in, n, out);
 }
 
 int
