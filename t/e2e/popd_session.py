@@ -172,6 +172,15 @@ def tcp_server_owners(server_port, client_port):
     return sorted(set(out))
 
 
+
+def one_holder(*args):
+    """The processes holding the server side of a client connection.  Right
+    after accept the service process still has the socket until it has
+    forked the login process and pointed its own copy at /dev/null, so wait
+    (briefly) for that hand-over before judging."""
+    return wait_until(lambda: (lambda h: h if len(h) == 1 else None)(tcp_server_owners(*args)), 5) \
+        or tcp_server_owners(*args)
+
 def wait_children(pid, n, timeout=10):
     wait_until(lambda: len(proc_children(pid)) >= n, timeout)
     return proc_children(pid)
@@ -443,7 +452,7 @@ with Instance(users=["alice", "bob", "carol"], start=False,
         c = Raw(port)
         c.line()
         cport = c.s.getsockname()[1]
-        holders = tcp_server_owners(port, cport)
+        holders = one_holder(port, cport)
         t.is_(len(holders), 1, "one process holds the client socket", holders)
         c.send(b"USER alice\r\n")
         c.line()
@@ -458,7 +467,7 @@ with Instance(users=["alice", "bob", "carol"], start=False,
         # the same over implicit TLS
         tc = ctx.wrap_socket(socket.create_connection(("127.0.0.1", sport), timeout=15), server_hostname="x")
         tc.recv(1000)
-        holders = tcp_server_owners(sport, tc.getsockname()[1])
+        holders = one_holder(sport, tc.getsockname()[1])
         t.is_(len(holders), 1, "pop3s: one process holds the client socket", holders)
         def tls_login():
             tc.sendall(b"USER alice\r\nPASS secret\r\n")
@@ -523,7 +532,7 @@ if os.geteuid() == 0:
         port = h.port_base + 110
         c = Raw(port)
         c.line()
-        holders = tcp_server_owners(port, c.s.getsockname()[1])
+        holders = one_holder(port, c.s.getsockname()[1])
         t.is_(len(holders), 1, "system user: one process holds the client socket", holders)
         c.cmd("USER " + su.name)
         check_privsep(t, "system user", holders[0], mail_owner(h), (su.pw.pw_uid, su.pw.pw_gid),
