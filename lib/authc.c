@@ -40,13 +40,39 @@ set_timeouts(int fd)
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+/* Connect to authd and send the finished request b (wiped afterwards:
+ * it may hold a password).  The descriptor, or -1 with errno. */
+static int
+send_request(struct proto_builder *b)
+{
+	struct buf path = BUF_INIT;
+	int fd, rc, saved;
+
+	conf_queue_path(&path, conf_str("authd_socket"));
+	fd = proto_connect(buf_str(&path));
+	saved = errno;
+	buf_free(&path);
+	if (fd >= 0) {
+		set_timeouts(fd);
+		rc = write_full(fd, b->out.data, b->out.len);
+		saved = errno;
+		if (rc < 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (b->out.data)
+		explicit_bzero(b->out.data, b->out.cap);
+	proto_build_free(b);
+	errno = saved;
+	return fd;
+}
+
 int
 authc_send(const char *service, const char *user, const char *password,
     const char *client)
 {
 	struct proto_builder b;
-	struct buf path = BUF_INIT;
-	int fd, rc, saved;
 
 	if (!service || !user || !password || !client ||
 	    strlen(service) > AUTHC_FIELD_MAX || strlen(user) > AUTHC_FIELD_MAX ||
@@ -54,32 +80,60 @@ authc_send(const char *service, const char *user, const char *password,
 		errno = EINVAL;
 		return -1;
 	}
-	conf_queue_path(&path, conf_str("authd_socket"));
-	fd = proto_connect(buf_str(&path));
-	saved = errno;
-	buf_free(&path);
-	if (fd < 0) {
-		errno = saved;
-		return -1;
-	}
-	set_timeouts(fd);
 	proto_build_start(&b, PROTO_AUTH_REQ);
 	proto_build_adds(&b, service);
 	proto_build_adds(&b, user);
 	proto_build_adds(&b, password);
 	proto_build_adds(&b, client);
 	proto_build_finish(&b);
-	rc = write_full(fd, b.out.data, b.out.len);
-	saved = errno;
-	if (b.out.data)
-		explicit_bzero(b.out.data, b.out.cap);
-	proto_build_free(&b);
-	if (rc < 0) {
-		close(fd);
-		errno = saved;
+	return send_request(&b);
+}
+
+int
+authc_user_send(const char *service, const char *name)
+{
+	struct proto_builder b;
+
+	if (!service || !name || strlen(service) > AUTHC_FIELD_MAX ||
+	    strlen(name) > AUTHC_FIELD_MAX) {
+		errno = EINVAL;
 		return -1;
 	}
-	return fd;
+	proto_build_start(&b, PROTO_USER_REQ);
+	proto_build_adds(&b, service);
+	proto_build_adds(&b, name);
+	proto_build_finish(&b);
+	return send_request(&b);
+}
+
+int
+authc_user_recv(int fd)
+{
+	struct proto_msg m;
+	const char *res;
+	int rc = AUTHC_TEMPFAIL, r;
+
+	set_timeouts(fd);
+	proto_msg_init(&m);
+	if ((r = proto_recv(fd, &m)) != 1) {
+		msg_warn("authd: %s", r == 0 ? "connection closed without a reply" :
+		    errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno));
+		goto out;
+	}
+	if (m.type != PROTO_USER_REPLY || m.nfields != 1) {
+		msg_warn("authd: unexpected reply (type %d)", m.type);
+		goto out;
+	}
+	res = proto_field(&m, 0);
+	if (!strcmp(res, "ok"))
+		rc = AUTHC_OK;
+	else if (!strcmp(res, "fail"))
+		rc = AUTHC_FAIL;
+	else if (strcmp(res, "tempfail"))
+		msg_warn("authd: unknown result in reply");
+out:
+	proto_msg_free(&m);
+	return rc;
 }
 
 static int

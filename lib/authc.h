@@ -10,6 +10,11 @@
  *                     name, uid, gid, home, mailbox type "maildir" |
  *                     "mbox", mailbox path (Maildir with trailing '/'),
  *                     text for the log]
+ *   PROTO_USER_REQ   [service, local part]
+ *   PROTO_USER_REPLY [result "ok" | "fail" | "tempfail"]
+ *     "is there a mailbox user of this name" without a password: smtpd's
+ *     recipient check, which must not read the users file or passwd
+ *     itself (it is chrooted into the spool and runs as mail_owner).
  * A user is a virtual user of the instance (lib/vuser.h) or, in a
  * privileged instance, a system user (shadow, crypt_r).  The reply never
  * says which part was wrong.  authd applies no delay: the server that
@@ -48,5 +53,12 @@ int authc_recv(int fd, struct auth_user *u);
 int authc_check(const char *service, const char *user, const char *password,
     const char *client, struct auth_user *u);
 void auth_user_free(struct auth_user *u);
+
+/* The user question, asynchronously like authc_send/authc_recv:
+ * authc_user_send returns the connected descriptor or -1 (errno);
+ * authc_user_recv returns AUTHC_OK (the user exists), AUTHC_FAIL or
+ * AUTHC_TEMPFAIL. */
+int authc_user_send(const char *service, const char *name);
+int authc_user_recv(int fd);
 
 #endif

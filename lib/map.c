@@ -217,6 +217,19 @@ map_stale(struct map *m)
 	    st.st_mtim.tv_nsec != m->st.st_mtim.tv_nsec;
 }
 
+int
+map_replaced(struct map *m)
+{
+	struct stat st;
+	int fd;
+
+	if (!m->db || m->db->fd(m->db, &fd) != 0 || fstat(fd, &st) < 0)
+		return 0;
+	return st.st_nlink == 0 || st.st_ino != m->st.st_ino ||
+	    st.st_mtim.tv_sec != m->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != m->st.st_mtim.tv_nsec;
+}
+
 const char *
 map_spec(const struct map *m)
 {

@@ -49,6 +49,13 @@ int map_fstat(struct map *m, struct stat *st);
 /* 1 if the database file was replaced (rebuilt) since map_open, so the
  * caller should reopen; 0 if not (or it cannot tell). */
 int map_stale(struct map *m);
+/* 1 if the open database file was replaced (rebuilt: it has no name
+ * any more) or changed in place since map_open, judged from the open
+ * descriptor alone, so it works inside a chroot where the path does not
+ * resolve; 0 if not or it cannot tell.  The caller cannot reopen there:
+ * smtpd finishes its sessions and exits, and its successor opens the
+ * new file before it enters the chroot. */
+int map_replaced(struct map *m);
 /* The spec the map was opened with ("hash:/etc/hermod/aliases"). */
 const char *map_spec(const struct map *m);
 /* Build from text already in memory (tests, hermod map build -). */

@@ -32,6 +32,8 @@ enum proto_type {
 	PROTO_DELIVER_DONE,	/* agent -> qmgr: [] end of statuses for one request */
 	PROTO_AUTH_REQ,		/* server -> authd: see lib/authc.h */
 	PROTO_AUTH_REPLY,	/* authd -> server: see lib/authc.h */
+	PROTO_USER_REQ,		/* smtpd -> authd: see lib/authc.h */
+	PROTO_USER_REPLY,	/* authd -> smtpd: see lib/authc.h */
 	PROTO_TYPE_MAX
 };
 

@@ -192,6 +192,19 @@ priv_owner(uid_t *uid, gid_t *gid)
 	return 0;
 }
 
+/* The gid and uid part of a drop, and the check that it holds. */
+static int
+set_ids(uid_t uid, gid_t gid)
+{
+	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return -1;
+	if (setuid(0) == 0 || seteuid(0) == 0) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
 int
 priv_drop_to(uid_t uid, gid_t gid, const char *name)
 {
@@ -206,13 +219,29 @@ priv_drop_to(uid_t uid, gid_t gid, const char *name)
 		} else if (setgroups(1, &gid) < 0)
 			return -1;
 	}
-	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
-		return -1;
-	if (setuid(0) == 0 || seteuid(0) == 0) {
-		errno = EPERM;
-		return -1;
-	}
-	return 0;
+	return set_ids(uid, gid);
+}
+
+int
+priv_drop_to_owner_chroot(const char *dir)
+{
+	const char *owner = conf_str("mail_owner");
+	uid_t uid;
+	gid_t gid;
+
+	if (!conf_privileged() || geteuid() != 0)
+		return 0;
+	if (priv_owner(&uid, &gid) < 0)
+		exit(75);
+	if (uid == 0)
+		msg_fatal("mail_owner %s has uid 0", owner);
+	if (initgroups(owner, gid) < 0)
+		msg_fatal("initgroups %s: %s", owner, strerror(errno));
+	if (chroot(dir) < 0 || chdir("/") < 0)
+		msg_fatal("chroot %s: %s", dir, strerror(errno));
+	if (set_ids(uid, gid) < 0)
+		msg_fatal("cannot drop privileges to %s: %s", owner, strerror(errno));
+	return 1;
 }
 
 void

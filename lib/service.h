@@ -46,6 +46,13 @@ int priv_owner(uid_t *uid, gid_t *gid);
  * mail_owner (groups, gid, uid) and verify root cannot be regained.
  * In a rootless instance: nothing.  Fatal on failure. */
 void priv_drop_to_owner(void);
+/* As priv_drop_to_owner, but enter the chroot dir on the way (after
+ * the group list is read, before the uid changes; the working folder
+ * becomes its root).  Returns 1 when chrooted, 0 when not (a rootless
+ * instance, or not started as root); fatal on failure.  What the
+ * caller needs from outside dir later (maps, keys, the time zone) it
+ * must open or load before. */
+int priv_drop_to_owner_chroot(const char *dir);
 /* Switch for good to uid/gid (with that user's supplementary groups
  * when name is not NULL).  Refuses uid 0.  0 ok, -1 errno. */
 int priv_drop_to(uid_t uid, gid_t gid, const char *name);

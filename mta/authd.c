@@ -323,6 +323,88 @@ reply(int fd, const struct answer *a)
 	return proto_send(fd, &b);
 }
 
+/*
+ * "Is NAME a mailbox user?" for smtpd's recipient check (no password):
+ * a virtual user, or a system user (in a rootless instance only the
+ * instance user, as local delivers to nobody else there).  The same
+ * rules as local(8) uses to deliver, so smtpd accepts what local can
+ * deliver.  Answered at debug level only: it is one line per RCPT.
+ */
+static enum result
+user_exists(const char *name, struct buf *why)
+{
+	struct passwd pwbuf, *pw = NULL;
+	struct buf md = BUF_INIT;
+	char *mem = NULL;
+	size_t sz = 4096;
+	int r;
+	enum result res = RES_FAIL;
+
+	if (vuser_name_valid(name)) {
+		r = vuser_lookup(name, &md);
+		buf_free(&md);
+		if (r == 1) {
+			buf_adds(why, "virtual user");
+			return RES_OK;
+		}
+		if (r < 0) {
+			buf_adds(why, "users file not readable");
+			return RES_TEMPFAIL;
+		}
+	}
+	for (;;) {
+		mem = xrealloc(mem, sz);
+		r = getpwnam_r(name, &pwbuf, mem, sz, &pw);
+		if (r != ERANGE || sz >= (1 << 20))
+			break;
+		sz *= 2;
+	}
+	if (r != 0 && r != ENOENT && r != ESRCH) {
+		buf_printf(why, "passwd lookup: %s", strerror(r));
+		res = RES_TEMPFAIL;
+	} else if (pw && (conf_privileged() || pw->pw_uid == getuid())) {
+		buf_adds(why, "system user");
+		res = RES_OK;
+	} else
+		buf_adds(why, "unknown user");
+	free(mem);
+	return res;
+}
+
+static int
+user_request(int fd, const struct proto_msg *m)
+{
+	struct buf why = BUF_INIT, lg = BUF_INIT;
+	enum result res = RES_FAIL;
+	int rc;
+
+	if (m->nfields != 2 || !service_valid(&m->fields[0]) ||
+	    m->fields[1].len > AUTHD_FIELD_MAX) {
+		msg_warn("dropping a client: malformed user request");
+		return 0;
+	}
+	/* invalid names are simply unknown; str_lower matches vuser names */
+	if (user_valid(&m->fields[1])) {
+		char *name = xstrdup(m->fields[1].data);
+
+		res = user_exists(name, &why);
+		free(name);
+	} else
+		buf_adds(&why, "invalid user name");
+	log_safe(&lg, m->fields[1].data, m->fields[1].len, AUTHD_LOG_MAX);
+	if (res == RES_TEMPFAIL)
+		msg_warn("service=%s user lookup %s: tempfail (%s)", m->fields[0].data,
+		    buf_str(&lg), buf_str(&why));
+	else
+		msg_debug("service=%s user lookup %s: %s (%s)", m->fields[0].data,
+		    buf_str(&lg), res == RES_OK ? "ok" : "fail", buf_str(&why));
+	rc = proto_send_strs(fd, PROTO_USER_REPLY, res == RES_OK ? "ok" :
+	    res == RES_FAIL ? "fail" : "tempfail", (char *)NULL);
+	buf_free(&why);
+	buf_free(&lg);
+	return rc < 0 ? 0 : 1;
+}
+
 /* One request: 1 answered, 0 the connection should close. */
 static int
 one_request(int fd)
@@ -341,6 +423,10 @@ one_request(int fd)
 		else if (r < 0)
 			msg_warn("dropping a client: %s", errno == EPROTO ?
 			    "malformed record" : strerror(errno));
+		goto out;
+	}
+	if (m.type == PROTO_USER_REQ) {
+		keep = user_request(fd, &m);
 		goto out;
 	}
 	if (m.type != PROTO_AUTH_REQ || m.nfields != 4) {

@@ -12,8 +12,15 @@
  * is over, and exits after max_idle seconds without any session.
  *
  * Everything the process needs from outside the spool (alias and access
- * maps, the TLS key) is opened before privileges are dropped to
- * mail_owner.  Passwords are checked by authd (lib/authc.h), never here.
+ * maps, the TLS key, the time zone) is opened before privileges are
+ * dropped to mail_owner; started as root, it then chroots into the
+ * spool (smtpd_chroot), where it sees nothing but queue folders and
+ * sockets.  Passwords are checked by authd, and whether a local part is
+ * a virtual or system user is asked of authd too (lib/authc.h): this
+ * process never reads the users file or passwd.  A map rebuilt after
+ * the start cannot be reopened from inside the chroot: the process
+ * then stops taking connections, finishes its sessions and exits, and
+ * the master starts a fresh one (Postfix does the same).
  *
  * Invariants: a session's input is handed to the state machine
  * (smtpd_session.c) in order and only while it is not paused; the
@@ -45,6 +52,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -58,6 +66,8 @@ static struct map **amaps, **xmaps;	/* alias maps, access maps */
 static char **amap_specs, **xmap_specs;
 static size_t namaps, nxmaps;
 static SSL_CTX *ssl_ctx;
+static int chrooted;		/* maps cannot be reopened */
+static int tables_changed;
 
 static struct event_base *base;
 static struct event *listen_ev, *idle_ev;
@@ -73,7 +83,7 @@ struct conn {
 	struct event *timer;	/* delays */
 	struct event *data_ev;	/* the DATA/BDAT time limit */
 	struct event *auth_ev;
-	int auth_fd;
+	int auth_fd;		/* authd: a login or a user lookup */
 	int auth_result;
 	char *auth_name;
 	struct smtpd_store *store;
@@ -82,6 +92,7 @@ struct conn {
 
 static void conn_process(struct conn *c);
 static void conn_free(struct conn *c);
+static void listen_set(int on);
 
 /*
  * Maps.
@@ -105,16 +116,45 @@ maps_open(const char *param, char ***specs, struct map ***maps, size_t *n)
 	}
 }
 
-/* 1 found, 0 not, -1 error, over a list of maps; reopens rebuilt ones. */
+/* In the chroot: has any map been rebuilt?  Then leave to a successor
+ * that can open it, after the sessions under way. */
+static int
+tables_check(void)
+{
+	size_t i;
+
+	if (!chrooted || tables_changed)
+		return tables_changed;
+	for (i = 0; i < namaps + nxmaps && !tables_changed; i++) {
+		struct map *m = i < namaps ? amaps[i] : xmaps[i - namaps];
+
+		if (m && map_replaced(m)) {
+			msg_info("%s has changed: finishing the sessions under way, then restarting",
+			    map_spec(m));
+			tables_changed = 1;
+		}
+	}
+	if (tables_changed) {
+		listen_set(0);
+		draining = 1;
+		if (nconns == 0 && base)
+			event_base_loopexit(base, NULL);
+	}
+	return tables_changed;
+}
+
+/* 1 found, 0 not, -1 error, over a list of maps; reopens rebuilt ones
+ * (outside a chroot; inside, tables_check hands over instead). */
 static int
 maps_lookup(char **specs, struct map **maps, size_t n, const char *key, struct buf *val)
 {
 	size_t i;
 
+	(void)tables_check();
 	for (i = 0; i < n; i++) {
 		int r;
 
-		if (maps[i] && map_stale(maps[i])) {
+		if (!chrooted && maps[i] && map_stale(maps[i])) {
 			struct buf err = BUF_INIT;
 			struct map *m = map_open(specs[i], &err);
 
@@ -187,13 +227,43 @@ vuser_known(const char *name)
 /*
  * The operations the session state machine asks for.
  */
+
+/* Aliases here; virtual and system users are asked of authd, answered
+ * in user_cb. */
+static void user_cb(evutil_socket_t fd, short what, void *arg);
+
 static int
 op_local_user(void *ctx, const char *name)
+{
+	struct conn *c = ctx;
+	struct buf val = BUF_INIT;
+	struct timeval tv = { AUTHD_TIMEOUT, 0 };
+	int r;
+
+	r = maps_lookup(amap_specs, amaps, namaps, name, &val);
+	buf_free(&val);
+	if (r != 0)
+		return r;
+	if ((c->auth_fd = authc_user_send("smtpd", name)) < 0) {
+		msg_warn("%s: authd: cannot reach %s: %s", c->s.client_desc,
+		    conf_str("authd_socket"), strerror(errno));
+		return -1;
+	}
+	c->auth_ev = event_new(base, c->auth_fd, EV_READ, user_cb, c);
+	event_add(c->auth_ev, &tv);
+	return SMTPD_PENDING;
+}
+
+/* sendmail -bs: the caller's own process, not chrooted; what it cannot
+ * read (the users file of a privileged instance) it does not know. */
+static int
+st_local_user(void *ctx, const char *name)
 {
 	struct buf val = BUF_INIT;
 	struct passwd *pw;
 	int r;
 
+	(void)ctx;
 	r = maps_lookup(amap_specs, amaps, namaps, name, &val);
 	buf_free(&val);
 	if (r != 0)
@@ -318,6 +388,24 @@ auth_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	smtpd_session_auth_done(&c->s, r == AUTHC_OK ? 1 : -1, u.name);
 	auth_user_free(&u);
+	conn_process(c);
+}
+
+static void
+user_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int r = AUTHC_TEMPFAIL;
+
+	if (what & EV_READ)
+		r = authc_user_recv(fd);
+	else
+		msg_warn("%s: authd did not answer in %ds", c->s.client_desc, AUTHD_TIMEOUT);
+	close(c->auth_fd);
+	c->auth_fd = -1;
+	event_free(c->auth_ev);
+	c->auth_ev = NULL;
+	smtpd_session_lookup_done(&c->s, r == AUTHC_OK ? 1 : r == AUTHC_FAIL ? 0 : -1);
 	conn_process(c);
 }
 
@@ -625,6 +713,8 @@ accept_cb(evutil_socket_t l, short what, void *arg)
 {
 	int n;
 
+	if (tables_check())
+		return;		/* a successor takes this connection */
 	for (n = 0; n < 64 && nconns < max_sessions && !draining; n++) {
 		struct sockaddr_storage peer, me;
 		socklen_t pl = sizeof(peer), ml = sizeof(me);
@@ -755,7 +845,8 @@ load_conf(int stdio)
 			msg_warn("mynetworks: %s: not an address or network: ignored", v[i]);
 	}
 	strv_free(v);
-	vusers_refresh(1);
+	if (stdio)
+		vusers_refresh(1);
 	maps_open("alias_maps", &amap_specs, &amaps, &namaps);
 	maps_open("smtpd_access_maps", &xmap_specs, &xmaps, &nxmaps);
 	/* expand now what other threads will read later */
@@ -843,7 +934,7 @@ static const struct smtpd_ops stdio_ops = {
 	.msg_write = st_msg_write,
 	.msg_commit = st_msg_commit,
 	.msg_abort = st_msg_abort,
-	.local_user = op_local_user,
+	.local_user = st_local_user,
 	.access = op_access,
 	.data_timer = NULL,
 };
@@ -915,9 +1006,15 @@ run_daemon(void)
 	cf.tls_available = ssl_ctx != NULL;
 	if (cf.wrapper && !ssl_ctx)
 		msg_warn("smtpd_tls_wrappermode = yes but TLS is not available: clients will be disconnected");
-	priv_drop_to_owner();
 	if (chdir(conf_str("queue_directory")) < 0)
 		msg_fatal("chdir %s: %s", conf_str("queue_directory"), strerror(errno));
+	tzset();	/* the Received header's zone, read once, here */
+	if (conf_bool("smtpd_chroot") &&
+	    priv_drop_to_owner_chroot(conf_str("queue_directory"))) {
+		chrooted = 1;
+		conf_set("queue_directory", "/");
+	} else
+		priv_drop_to_owner();
 	max_sessions = conf_int("smtpd_sessions_per_process");
 	if (max_sessions < 1)
 		max_sessions = 1;

@@ -81,13 +81,20 @@ struct smtpd_ops {
 	void (*msg_write)(void *ctx, const char *p, size_t n);
 	void (*msg_commit)(void *ctx, int hold);
 	void (*msg_abort)(void *ctx);
-	/* Recipient policy: 1 known local user, 0 unknown, -1 try later. */
+	/* Recipient policy: 1 known local user, 0 unknown, -1 try later,
+	 * or SMTPD_PENDING: the transport asked someone (authd) and will
+	 * call smtpd_session_lookup_done with the answer, never from inside
+	 * this callback.  The session then runs the command again, and
+	 * this time gets the answer from its own cache. */
 	int (*local_user)(void *ctx, const char *name);
 	/* Access maps: 1 found (action in val), 0 not, -1 try later. */
 	int (*access)(void *ctx, const char *key, struct buf *val);
 	/* Data timer: start (1) or stop (0) the DATA/BDAT time limit. */
 	void (*data_timer)(void *ctx, int on);
 };
+
+#define SMTPD_PENDING	(-2)
+#define SMTPD_LOOKUP_CACHE	4	/* answers kept for one command */
 
 struct smtpd_rcpt {
 	char *addr;
@@ -109,6 +116,7 @@ enum smtpd_pause {
 	PAUSE_COMMIT,
 	PAUSE_TLS,
 	PAUSE_DELAY,
+	PAUSE_LOOKUP,		/* a recipient lookup (ops->local_user) */
 	PAUSE_CLOSE,		/* QUIT or 421: write the output and close */
 };
 
@@ -159,6 +167,12 @@ struct smtpd_session {
 	int hold, discard;
 	char queue_id[QUEUE_ID_MAX];
 	int msg_open;		/* the store has an open message */
+	/* a command waiting for a lookup; the answers it got so far */
+	int pending_verb;
+	char *pending_arg;
+	char *lookup_name;
+	struct { char *name; int found; } lookups[SMTPD_LOOKUP_CACHE];
+	size_t nlookups;
 	/* input */
 	enum smtpd_mode mode;
 	enum smtpd_pause paused;
@@ -196,6 +210,11 @@ void smtpd_session_auth_done(struct smtpd_session *s, int result, const char *us
 void smtpd_session_tls_done(struct smtpd_session *s, const char *desc);
 void smtpd_session_commit_done(struct smtpd_session *s, int ok);
 void smtpd_session_resume(struct smtpd_session *s);
+/* The answer to a SMTPD_PENDING lookup: 1, 0 or -1 as local_user. */
+void smtpd_session_lookup_done(struct smtpd_session *s, int found);
+/* smtpd_relay.c: local_user through the session's cache of answers. */
+int smtpd_lookup_user(struct smtpd_session *s, const char *name);
+void smtpd_lookups_clear(struct smtpd_session *s);
 /* Timeouts and end of input from the transport: appends the 421 when
  * there is one to say. */
 void smtpd_session_timeout(struct smtpd_session *s, const char *what);
@@ -228,6 +247,8 @@ int smtpd_net_match(const struct smtpd_net *n, size_t nn, const char *addr);
 int smtpd_check_client(struct smtpd_session *s, struct buf *reply);
 int smtpd_check_helo(struct smtpd_session *s, const char *helo, struct buf *reply);
 int smtpd_check_sender(struct smtpd_session *s, struct smtp_path *p, struct buf *reply);
+/* 0 accepted, -1 refused (reply set), SMTPD_PENDING: a lookup is
+ * under way, run the command again after smtpd_session_lookup_done. */
 int smtpd_check_rcpt(struct smtpd_session *s, struct smtp_path *p, struct buf *reply);
 int smtpd_domain_local(const struct smtpd_conf *cf, const char *domain);
 int smtpd_domain_in(char **list, const char *domain);

@@ -332,6 +332,31 @@ out:
 	return rc;
 }
 
+
+int
+smtpd_lookup_user(struct smtpd_session *s, const char *name)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < s->nlookups; i++)
+		if (!strcmp(s->lookups[i].name, name))
+			return s->lookups[i].found;
+	r = s->ops->local_user(s->ctx, name);
+	if (r == SMTPD_PENDING) {
+		free(s->lookup_name);
+		s->lookup_name = xstrdup(name);
+	}
+	return r;
+}
+
+void
+smtpd_lookups_clear(struct smtpd_session *s)
+{
+	while (s->nlookups > 0)
+		free(s->lookups[--s->nlookups].name);
+}
+
 /* An IP literal "[192.0.2.1]" / "[ipv6:...]" naming the server. */
 static int
 literal_is_us(const struct smtpd_session *s, const char *domain)
@@ -417,14 +442,18 @@ smtpd_check_rcpt(struct smtpd_session *s, struct smtp_path *p, struct buf *reply
 			rc = 0;
 			goto out;
 		}
-		found = s->ops->local_user(s->ctx, buf_str(&name));
+		found = smtpd_lookup_user(s, buf_str(&name));
 		if (found == 0 && delim && *delim) {
 			size_t i = strcspn(buf_str(&name), delim);
 
 			if (i > 0 && i < name.len) {
 				buf_truncate(&name, i);
-				found = s->ops->local_user(s->ctx, buf_str(&name));
+				found = smtpd_lookup_user(s, buf_str(&name));
 			}
+		}
+		if (found == SMTPD_PENDING) {
+			rc = SMTPD_PENDING;
+			goto out;
 		}
 		if (found < 0) {
 			buf_printf(reply, "450 4.3.0 <%s>: Recipient address rejected: temporary lookup failure",

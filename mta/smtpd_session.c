@@ -164,6 +164,9 @@ smtpd_session_free(struct smtpd_session *s)
 	free(s->tls_desc);
 	free(s->auth_user);
 	free(s->local_user);
+	free(s->pending_arg);
+	free(s->lookup_name);
+	smtpd_lookups_clear(s);
 	buf_free(&s->auth_name);
 	buf_free(&s->line);
 	buf_free(&s->out);
@@ -329,6 +332,16 @@ rej:
 	buf_free(&reply);
 }
 
+/* Park a command until its lookup is answered (smtpd_session_lookup_done). */
+static void
+wait_lookup(struct smtpd_session *s, int verb, const char *arg)
+{
+	s->paused = PAUSE_LOOKUP;
+	s->pending_verb = verb;
+	free(s->pending_arg);
+	s->pending_arg = xstrdup(arg);
+}
+
 /* An address trick in a RCPT argument that did not even parse. */
 static int
 looks_like_trick(const char *arg)
@@ -363,8 +376,17 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 		buf_sets(&reply, "553 5.6.7 Error: non-ASCII recipient address needs SMTPUTF8");
 		goto rej;
 	}
-	if (smtpd_check_rcpt(s, &p, &reply) < 0)
+	switch (smtpd_check_rcpt(s, &p, &reply)) {
+	case 0:
+		break;
+	case SMTPD_PENDING:
+		wait_lookup(s, SMTP_RCPT, arg);
+		smtp_path_free(&p);
+		buf_free(&reply);
+		return;
+	default:
 		goto rej;
+	}
 	if (s->nrcpt == s->arcpt) {
 		s->arcpt = s->arcpt ? 2 * s->arcpt : 4;
 		s->rcpt = xreallocarray(s->rcpt, s->arcpt, sizeof(*s->rcpt));
@@ -801,6 +823,7 @@ cmd_vrfy(struct smtpd_session *s, const char *arg)
 {
 	struct smtp_path p;
 	struct buf reply = BUF_INIT, tmp = BUF_INIT;
+	int r;
 
 	if (!*arg) {
 		smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
@@ -817,8 +840,11 @@ cmd_vrfy(struct smtpd_session *s, const char *arg)
 	buf_adds(&tmp, arg);
 	if (*arg != '<')
 		buf_addc(&tmp, '>');
-	if (smtp_parse_path(buf_str(&tmp), 1, &p, &reply) < 0 ||
-	    smtpd_check_rcpt(s, &p, &reply) < 0)
+	if (smtp_parse_path(buf_str(&tmp), 1, &p, &reply) < 0)
+		smtpd_reply(s, "%s", buf_str(&reply));
+	else if ((r = smtpd_check_rcpt(s, &p, &reply)) == SMTPD_PENDING)
+		wait_lookup(s, SMTP_VRFY, arg);
+	else if (r < 0)
 		smtpd_reply(s, "%s", buf_str(&reply));
 	else
 		smtpd_reply(s, "250 2.1.5 <%s>", buf_str(&p.addr));
@@ -826,6 +852,8 @@ cmd_vrfy(struct smtpd_session *s, const char *arg)
 	buf_free(&reply);
 	buf_free(&tmp);
 }
+
+static void dispatch(struct smtpd_session *s, int verb, const char *arg);
 
 /* One complete command line (without its line end). */
 static void
@@ -845,9 +873,51 @@ process_line(struct smtpd_session *s, const char *line, size_t len)
 	verb = smtp_cmd_verb(line, len, &arg);
 	s->count[verb]++;
 	s->last_error = 0;
-	if (memchr(line, 0, len) || memchr(line, '\r', len)) {
+	smtpd_lookups_clear(s);
+	if (memchr(line, 0, len) || memchr(line, '\r', len))
 		smtpd_reply(s, "500 5.5.2 Error: bad character in command");
-	} else switch (verb) {
+	else
+		dispatch(s, verb, arg);
+	if (s->last_error)
+		s->fails[verb]++;
+	if (s->mode != MODE_BDAT)
+		account_error(s);
+}
+
+void
+smtpd_session_lookup_done(struct smtpd_session *s, int found)
+{
+	char *arg;
+	int verb = s->pending_verb;
+
+	if (s->paused != PAUSE_LOOKUP || !s->lookup_name || !s->pending_arg)
+		return;
+	if (s->nlookups == SMTPD_LOOKUP_CACHE) {
+		/* cannot happen with today's callers (two names at most) */
+		free(s->lookups[--s->nlookups].name);
+	}
+	s->lookups[s->nlookups].name = s->lookup_name;
+	s->lookups[s->nlookups].found = found;
+	s->nlookups++;
+	s->lookup_name = NULL;
+	s->paused = PAUSE_NONE;
+	arg = s->pending_arg;
+	s->pending_arg = NULL;
+	s->last_error = 0;
+	dispatch(s, verb, arg);
+	free(arg);
+	if (s->paused == PAUSE_LOOKUP)
+		return;		/* the next name */
+	if (s->last_error)
+		s->fails[verb]++;
+	account_error(s);
+}
+
+/* Run one command (again, after a lookup). */
+static void
+dispatch(struct smtpd_session *s, int verb, const char *arg)
+{
+	switch (verb) {
 	case SMTP_HELO:
 	case SMTP_EHLO:
 		cmd_helo(s, verb, arg);
@@ -895,10 +965,6 @@ process_line(struct smtpd_session *s, const char *line, size_t len)
 		smtpd_reply(s, "500 5.5.2 Error: command not recognized");
 		break;
 	}
-	if (s->last_error)
-		s->fails[verb]++;
-	if (s->mode != MODE_BDAT)
-		account_error(s);
 }
 
 size_t

@@ -3,7 +3,9 @@
  * fake transport: no sockets, no queue files.  The input is split into
  * pieces at 0xff bytes (fed one after the other, as separate reads);
  * asynchronous operations (AUTH, commit, STARTTLS, delays) complete at
- * once, alternately as success and failure.  The session sources are
+ * once, alternately as success and failure; recipient lookups of some
+ * names (carol, dave, tempfail2) are answered later, as authd's are,
+ * from the feeding loop.  The session sources are
  * compiled into the harness (they use only lib/ and libc).
  */
 #include "../../mta/smtpd_session.c"
@@ -17,6 +19,7 @@ struct fake {
 	int open;
 	size_t written;
 	unsigned flip;
+	int pending, answer;
 };
 
 static void
@@ -88,10 +91,19 @@ f_abort(void *ctx)
 static int
 f_local_user(void *ctx, const char *name)
 {
+	struct fake *f = ctx;
+
 	if (!strcmp(name, "alice") || !strcmp(name, "bob"))
 		return 1;
 	if (!strcmp(name, "tempfail"))
 		return -1;
+	if (!strcmp(name, "carol") || !strcmp(name, "dave") || !strcmp(name, "tempfail2")) {
+		if (f->pending)
+			__builtin_trap();	/* a second lookup while one is under way */
+		f->pending = 1;
+		f->answer = name[0] == 't' ? -1 : name[0] == 'c';
+		return SMTPD_PENDING;
+	}
 	return 0;
 }
 
@@ -157,6 +169,10 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 			size_t k = smtpd_session_feed(&s, (const char *)d + i + off, len - off);
 
 			off += k;
+			while (s.paused == PAUSE_LOOKUP && f.pending) {
+				f.pending = 0;
+				smtpd_session_lookup_done(&s, f.answer);
+			}
 			if (s.paused != PAUSE_NONE && !s.closing) {
 				if (k == 0)
 					__builtin_trap();	/* paused with nothing to resume it */
