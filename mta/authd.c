@@ -340,8 +340,13 @@ user_exists(const char *name, struct buf *why)
 	int r;
 	enum result res = RES_FAIL;
 
-	if (vuser_name_valid(name)) {
-		r = vuser_lookup(name, &md);
+	buf_adds(&md, name);
+	str_lower(md.data);
+	if (vuser_name_valid(buf_str(&md))) {
+		char *lower = buf_steal(&md);
+
+		r = vuser_lookup(lower, &md);
+		free(lower);
 		buf_free(&md);
 		if (r == 1) {
 			buf_adds(why, "virtual user");
@@ -352,6 +357,7 @@ user_exists(const char *name, struct buf *why)
 			return RES_TEMPFAIL;
 		}
 	}
+	buf_free(&md);
 	for (;;) {
 		mem = xrealloc(mem, sz);
 		r = getpwnam_r(name, &pwbuf, mem, sz, &pw);

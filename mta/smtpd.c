@@ -70,7 +70,7 @@ static int chrooted;		/* maps cannot be reopened */
 static int tables_changed;
 
 static struct event_base *base;
-static struct event *listen_ev, *idle_ev;
+static struct event *listen_ev, *idle_ev, *term_ev;
 static int lfd = -1;
 static long long nconns, max_sessions, accepted, max_use;
 static int listening, draining;
@@ -770,6 +770,20 @@ accept_cb(evutil_socket_t l, short what, void *arg)
 		listen_set(0);
 }
 
+/* SIGTERM from the master (a reload, or a stop): take no more
+ * connections, finish those under way (the master kills what is left
+ * after its grace period on a stop). */
+static void
+term_cb(evutil_socket_t sig, short what, void *arg)
+{
+	if (!draining)
+		msg_debug("SIGTERM: finishing %lld session(s), then exiting", nconns);
+	listen_set(0);
+	draining = 1;
+	if (nconns == 0)
+		event_base_loopexit(base, NULL);
+}
+
 static void
 idle_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1027,6 +1041,8 @@ run_daemon(void)
 	if (smtpd_store_init(base) < 0)
 		msg_fatal("cannot start the commit thread: %s", strerror(errno));
 	listen_ev = event_new(base, lfd, EV_READ | EV_PERSIST, accept_cb, NULL);
+	term_ev = evsignal_new(base, SIGTERM, term_cb, NULL);
+	event_add(term_ev, NULL);
 	idle_ev = evtimer_new(base, idle_cb, NULL);
 	listen_set(1);
 	{

@@ -19,7 +19,7 @@ import time
 
 from hermodtest import BUILDDIR, TAP, Instance, SystemUser, wait_until
 
-AUTH_REQ, AUTH_REPLY = 9, 10
+AUTH_REQ, AUTH_REPLY, USER_REQ, USER_REPLY = 9, 10, 11, 12
 
 
 def frame(typ, fields, version=1, magic=b"HM"):
@@ -69,6 +69,10 @@ class Authd:
         self.s.sendall(frame(AUTH_REQ, [b(service), b(user), b(password), b(client)]))
         return read_msg(self.s)
 
+    def user(self, name, service="smtpd"):
+        self.s.sendall(frame(USER_REQ, [b(service), b(name)]))
+        return read_msg(self.s)
+
     def raw(self, data):
         self.s.sendall(data)
         try:
@@ -84,6 +88,14 @@ def ask(h, *a, **kw):
     c = Authd(h)
     try:
         return c.ask(*a, **kw)
+    finally:
+        c.close()
+
+
+def ask_user(h, name):
+    c = Authd(h)
+    try:
+        return c.user(name)
     finally:
         c.close()
 
@@ -164,6 +176,25 @@ with Instance(users=["alice", "bob"], password="secret") as h:
           "several requests on one connection")
     c.close()
 
+    # -- the user question (smtpd's recipient check) ----------------------------
+    c = Authd(h)
+    for name, want in (("alice", "ok"), ("BOB", "ok"), ("nosuchuser", "fail"), ("al:ice", "fail"),
+                       ("a b", "fail"), ("", "fail"), ("x" * 300, "fail")):
+        r = c.user(name)
+        t.is_(r, (USER_REPLY, [want]), "user %r: %s" % (name[:20], want))
+    t.is_(c.ask("alice", "secret")[1][0], "ok", "a login on the same connection after user questions")
+    c.close()
+    h.add_user("carol", "pw")
+    t.is_(ask_user(h, "carol"), (USER_REPLY, ["ok"]), "a virtual user added while authd runs: ok at once")
+    for what, data in (("one field", frame(USER_REQ, [b"smtpd"])),
+                       ("three fields", frame(USER_REQ, [b"smtpd", b"alice", b"x"])),
+                       ("bad service name", frame(USER_REQ, [b"smtpd ", b"alice"])),
+                       ("huge name", frame(USER_REQ, [b"smtpd", b"a" * 5000]))):
+        c = Authd(h)
+        r = c.raw(data)
+        t.ok(r is None, "user question, %s: the connection is closed without a reply" % what, r)
+        c.close()
+
     # -- malformed requests close that connection only ------------------------
     for what, data in (
             ("garbage", b"HELLO authd\r\n" * 4),
@@ -203,6 +234,8 @@ with Instance(users=["alice", "bob"], password="secret") as h:
     if privileged:
         with SystemUser() as su:
             subprocess.run(["chpasswd"], input=("%s:Sys-pass-1\n" % su.name).encode(), check=True)
+            t.is_(ask_user(h, su.name), (USER_REPLY, ["ok"]), "user question: a system user: ok")
+            t.is_(ask_user(h, "root"), (USER_REPLY, ["ok"]), "user question: root has a mailbox too (uid 0 only may not log in)")
             r = ask(h, su.name, "Sys-pass-1", service="popd")
             t.is_(r and r[1][:7], ["ok", su.name, str(su.pw.pw_uid), str(su.pw.pw_gid), su.pw.pw_dir, "mbox",
                                    "/var/mail/" + su.name], "system user: ok, mbox in /var/mail", r)
@@ -235,4 +268,6 @@ with Instance(users=["alice", "bob"], password="secret") as h:
         me = pwd.getpwuid(os.getuid()).pw_name
         r = ask(h, me, "whatever")
         t.is_(r and r[1][0], "fail", "rootless: system users are not served")
+        t.is_(ask_user(h, me), (USER_REPLY, ["ok"]), "user question, rootless: the instance user has a mailbox")
+        t.is_(ask_user(h, "root"), (USER_REPLY, ["fail"]), "user question, rootless: other system users do not")
 t.done()
