@@ -2,7 +2,9 @@
  * authd.c: the authentication daemon (DESIGN.md): answers "is this
  * user/password right, and who is it" for smtpd, popd, imapd and xmppgw
  * on private/authd, so that network-facing processes never read
- * password files.  Wire format: lib/authc.h.
+ * password files; and, without a password, "is there a mailbox user of
+ * this name" for smtpd's recipient check (smtpd is chrooted into the
+ * spool and may not read the users file).  Wire format: lib/authc.h.
  *
  * A user is first a virtual user of the instance (lib/vuser.h; uid and
  * gid are mail_owner's in a privileged instance, the instance user's in
