@@ -200,6 +200,11 @@ value_of(size_t i, int depth)
 		return "";
 	}
 	expand_into(&b, raw_value(i), depth + 1);
+	if (expanded[i]) {
+		/* a cycle ($a -> $b -> $a) set it on the way down */
+		buf_free(&b);
+		return expanded[i];
+	}
 	if (i == 0 || strcmp(params[i].name, "myhostname") || b.len) {
 		expanded[i] = buf_steal(&b);
 	} else {

@@ -773,166 +773,17 @@ sender_parse(const char *given, const char *origin, struct buf *out)
 		die(EX_USAGE, "-f %s: malformed sender address", given);
 }
 
-/*
- * Storing: the queue file goes to maildrop/ directly, or through
- * postdrop on a pipe.
- */
-struct sink {
-	struct maildrop md;
-	int direct;
-	pid_t pid;		/* postdrop */
-	int fd;
-};
-
-static char *
-find_program(const char *name)
-{
-	char **dirs = str_split(conf_str("daemon_directory"), ":");
-	struct buf p = BUF_INIT;
-	char *found = NULL;
-	size_t i;
-
-	for (i = 0; dirs[i] && !found; i++) {
-		buf_reset(&p);
-		buf_printf(&p, "%s/%s", dirs[i], name);
-		if (access(buf_str(&p), X_OK) == 0)
-			found = xstrdup(buf_str(&p));
-	}
-	strv_free(dirs);
-	buf_free(&p);
-	return found;
-}
-
-/* Start postdrop with its standard input on a pipe; returns its pid. */
+/* Start postdrop with extra arguments; fatal when it cannot run. */
 static pid_t
 spawn_helper(const struct opts *o, const char *const *extra, int *in_fd, int out_fd)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, dfl;
-	char *path = find_program("postdrop");
-	const char *argv[16];
-	int p[2] = { -1, -1 }, n = 0, rc;
-	pid_t pid;
+	struct buf err = BUF_INIT;
+	pid_t pid = postdrop_spawn(o->confdir, extra, in_fd, out_fd, &err);
 
-	if (!path)
-		die(EX_TEMPFAIL, "cannot find postdrop in daemon_directory %s", conf_str("daemon_directory"));
-	if (in_fd && pipe2(p, O_CLOEXEC) < 0)
-		die(EX_TEMPFAIL, "pipe: %s", strerror(errno));
-	argv[n++] = "postdrop";
-	if (o->confdir) {
-		argv[n++] = "-C";
-		argv[n++] = o->confdir;
-	}
-	while (extra && *extra && n < 14)
-		argv[n++] = *extra++;
-	argv[n] = NULL;
-	posix_spawn_file_actions_init(&fa);
-	if (in_fd)
-		posix_spawn_file_actions_adddup2(&fa, p[0], 0);
-	if (out_fd >= 0 && out_fd != 1)
-		posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-	/* the helper starts with no blocked signals and SIGPIPE as default */
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, path, &fa, &attr, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (rc != 0)
-		die(EX_TEMPFAIL, "run %s: %s", path, strerror(rc));
-	free(path);
-	if (in_fd) {
-		close(p[0]);
-		*in_fd = p[1];
-	}
-	return pid;
-}
-
-static int
-wait_helper(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return EX_TEMPFAIL;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return EX_TEMPFAIL;
-}
-
-static void
-sink_open(struct sink *s, const struct opts *o)
-{
-	struct buf dir = BUF_INIT, err = BUF_INIT;
-
-	memset(s, 0, sizeof(*s));
-	s->fd = -1;
-	conf_queue_path(&dir, "maildrop");
-	s->direct = access(buf_str(&dir), W_OK | X_OK) == 0;
-	buf_free(&dir);
-	if (s->direct) {
-		if (maildrop_open(&s->md, &err) < 0)
-			die(EX_TEMPFAIL, "%s", buf_str(&err));
-		s->fd = s->md.fd;
-	} else {
-		signal(SIGPIPE, SIG_IGN);
-		s->pid = spawn_helper(o, NULL, &s->fd, -1);
-	}
+	if (pid < 0)
+		die(EX_TEMPFAIL, "%s", buf_str(&err));
 	buf_free(&err);
-}
-
-/* 0: the message is stored (id set when known); else the exit status
- * to report (EX_TEMPFAIL: nothing was stored). */
-static int
-sink_commit(struct sink *s, struct qf_writer *w, struct buf *err, char id[QUEUE_ID_MAX])
-{
-	int rc;
-
-	id[0] = 0;
-	if (s->direct) {
-		if (qf_finish(w) < 0) {
-			buf_printf(err, "write maildrop/%s: %s", s->md.tmp, strerror(errno));
-			maildrop_abort(&s->md);
-			return EX_TEMPFAIL;
-		}
-		if (maildrop_commit(&s->md, err) < 0)
-			return EX_TEMPFAIL;
-		snprintf(id, QUEUE_ID_MAX, "%s", s->md.id);
-		return 0;
-	}
-	rc = qf_finish(w);
-	close(s->fd);
-	s->fd = -1;
-	if (rc < 0) {
-		int saved = errno;
-
-		(void)wait_helper(s->pid);
-		buf_printf(err, "write to postdrop: %s", strerror(saved));
-		return EX_TEMPFAIL;
-	}
-	rc = wait_helper(s->pid);
-	if (rc != 0)
-		buf_printf(err, "postdrop failed (exit status %d)", rc);
-	return rc;
-}
-
-static void
-sink_abort(struct sink *s)
-{
-	if (s->direct)
-		maildrop_abort(&s->md);
-	else if (s->fd >= 0) {
-		/* closing without END: postdrop sees a torn file and stores nothing */
-		close(s->fd);
-		s->fd = -1;
-		(void)wait_helper(s->pid);
-	}
+	return pid;
 }
 
 static void
@@ -965,7 +816,7 @@ do_deliver(struct opts *o)
 	struct buf sender = BUF_INIT, added = BUF_INIT, err = BUF_INIT, client = BUF_INIT;
 	struct buf login = BUF_INIT;
 	struct qf_writer w;
-	struct sink s;
+	struct maildrop_sink s;
 	const char *origin = conf_str("myorigin");
 	const char *fullname, *content;
 	char id[QUEUE_ID_MAX];
@@ -1062,7 +913,8 @@ do_deliver(struct opts *o)
 
 	/* store */
 	block_signals();
-	sink_open(&s, o);
+	if (maildrop_sink_open(&s, o->confdir, &err) < 0)
+		die(EX_TEMPFAIL, "%s", buf_str(&err));
 	qf_writer_init(&w, s.fd);
 	qf_put_time(&w, now_us());
 	qf_put_str(&w, QREC_SENDER, buf_str(&sender));
@@ -1092,10 +944,10 @@ do_deliver(struct opts *o)
 			qf_content_write(&w, "\n", 1);
 		qf_content_write(&w, content + hend, r.out.len - hend);
 	}
-	status = sink_commit(&s, &w, &err, id);
+	status = maildrop_sink_commit(&s, &w, &err, id);
 	qf_writer_free(&w);
 	if (status != 0) {
-		sink_abort(&s);
+		maildrop_sink_abort(&s);
 		die(status, "message not stored: %s", buf_str(&err));
 	}
 	if (id[0]) {
@@ -1179,7 +1031,7 @@ do_printq(struct opts *o)
 		die(EX_UNAVAILABLE, "cannot list the queue: the mail system is down (showq: %s)",
 		    strerror(errno));
 	fflush(stdout);
-	return wait_helper(spawn_helper(o, extra, NULL, -1));
+	return postdrop_wait(spawn_helper(o, extra, NULL, -1));
 }
 
 /* newaliases: rebuild each alias database. */

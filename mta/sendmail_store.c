@@ -20,12 +20,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <sysexits.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -230,4 +237,166 @@ maildrop_wake(const char *id)
 	(void)send(fd, b.out.data, b.out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	proto_build_free(&b);
 	close(fd);
+}
+
+/*
+ * The sink: maildrop/ directly, or postdrop on a pipe.
+ */
+static char *
+find_program(const char *name)
+{
+	char **dirs = str_split(conf_str("daemon_directory"), ":");
+	struct buf p = BUF_INIT;
+	char *found = NULL;
+	size_t i;
+
+	for (i = 0; dirs[i] && !found; i++) {
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", dirs[i], name);
+		if (access(buf_str(&p), X_OK) == 0)
+			found = xstrdup(buf_str(&p));
+	}
+	strv_free(dirs);
+	buf_free(&p);
+	return found;
+}
+
+pid_t
+postdrop_spawn(const char *confdir, const char *const *extra, int *in_fd, int out_fd,
+    struct buf *err)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, dfl;
+	char *path = find_program("postdrop");
+	const char *argv[16];
+	int p[2] = { -1, -1 }, n = 0, rc;
+	pid_t pid;
+
+	if (!path) {
+		buf_printf(err, "cannot find postdrop in daemon_directory %s", conf_str("daemon_directory"));
+		return -1;
+	}
+	if (in_fd && pipe2(p, O_CLOEXEC) < 0) {
+		buf_printf(err, "pipe: %s", strerror(errno));
+		free(path);
+		return -1;
+	}
+	argv[n++] = "postdrop";
+	if (confdir) {
+		argv[n++] = "-C";
+		argv[n++] = confdir;
+	}
+	while (extra && *extra && n < 14)
+		argv[n++] = *extra++;
+	argv[n] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	if (in_fd)
+		posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+	if (out_fd >= 0 && out_fd != 1)
+		posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+	/* the helper starts with no blocked signals and SIGPIPE as default */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dfl);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&pid, path, &fa, &attr, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (in_fd)
+		close(p[0]);
+	if (rc != 0) {
+		buf_printf(err, "run %s: %s", path, strerror(rc));
+		free(path);
+		if (in_fd)
+			close(p[1]);
+		return -1;
+	}
+	free(path);
+	if (in_fd)
+		*in_fd = p[1];
+	return pid;
+}
+
+int
+postdrop_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return EX_TEMPFAIL;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return EX_TEMPFAIL;
+}
+
+int
+maildrop_sink_open(struct maildrop_sink *s, const char *confdir, struct buf *err)
+{
+	struct buf dir = BUF_INIT;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	conf_queue_path(&dir, "maildrop");
+	s->direct = access(buf_str(&dir), W_OK | X_OK) == 0;
+	buf_free(&dir);
+	if (s->direct) {
+		if (maildrop_open(&s->md, err) < 0)
+			return -1;
+		s->fd = s->md.fd;
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	s->pid = postdrop_spawn(confdir, NULL, &s->fd, -1, err);
+	return s->pid < 0 ? -1 : 0;
+}
+
+int
+maildrop_sink_commit(struct maildrop_sink *s, struct qf_writer *w, struct buf *err, char id[QUEUE_ID_MAX])
+{
+	int rc;
+
+	id[0] = 0;
+	if (s->direct) {
+		if (qf_finish(w) < 0) {
+			buf_printf(err, "write maildrop/%s: %s", s->md.tmp, strerror(errno));
+			maildrop_abort(&s->md);
+			return EX_TEMPFAIL;
+		}
+		if (maildrop_commit(&s->md, err) < 0)
+			return EX_TEMPFAIL;
+		snprintf(id, QUEUE_ID_MAX, "%s", s->md.id);
+		return 0;
+	}
+	rc = qf_finish(w);
+	close(s->fd);
+	s->fd = -1;
+	if (rc < 0) {
+		int saved = errno;
+
+		(void)postdrop_wait(s->pid);
+		buf_printf(err, "write to postdrop: %s", strerror(saved));
+		return EX_TEMPFAIL;
+	}
+	rc = postdrop_wait(s->pid);
+	if (rc != 0)
+		buf_printf(err, "postdrop failed (exit status %d)", rc);
+	return rc;
+}
+
+void
+maildrop_sink_abort(struct maildrop_sink *s)
+{
+	if (s->direct)
+		maildrop_abort(&s->md);
+	else if (s->fd >= 0) {
+		/* closing without END: postdrop sees a torn file and stores nothing */
+		close(s->fd);
+		s->fd = -1;
+		(void)postdrop_wait(s->pid);
+	}
 }

@@ -21,6 +21,8 @@
 #include "buf.h"
 #include "queue_file.h"
 
+#include <sys/types.h>
+
 struct maildrop {
 	int dfd;			/* maildrop/ */
 	int fd;				/* the temporary file, or -1 */
@@ -36,5 +38,33 @@ void maildrop_abort(struct maildrop *m);
 /* Tell pickup about a new file, without ever blocking: a full or
  * missing socket only delays the message until pickup's next scan. */
 void maildrop_wake(const char *id);
+
+/*
+ * The sink: one queue-format message into maildrop/, directly when the
+ * caller may write there, else through the setgid postdrop helper on a
+ * pipe (sendmail, and smtpd -S for sendmail -bs run by a user who may
+ * not write the queue).  Write the message to s->fd with a qf_writer;
+ * commit finishes the writer and returns 0 once the message is stored
+ * (id set when known: directly; postdrop does not say), else the exit
+ * status to report, EX_TEMPFAIL when nothing was stored, with the reason
+ * in err.  abort leaves nothing behind.
+ */
+struct maildrop_sink {
+	struct maildrop md;
+	int direct;
+	pid_t pid;		/* postdrop */
+	int fd;
+};
+
+int maildrop_sink_open(struct maildrop_sink *s, const char *confdir, struct buf *err);
+int maildrop_sink_commit(struct maildrop_sink *s, struct qf_writer *w, struct buf *err,
+    char id[QUEUE_ID_MAX]);
+void maildrop_sink_abort(struct maildrop_sink *s);
+/* postdrop with extra arguments, its stdin on a new pipe (*in_fd) when
+ * in_fd is not NULL, its stdout on out_fd when >= 0; -1 with err. */
+pid_t postdrop_spawn(const char *confdir, const char *const *extra, int *in_fd,
+    int out_fd, struct buf *err);
+/* Its exit status (EX_TEMPFAIL when it did not exit normally). */
+int postdrop_wait(pid_t pid);
 
 #endif

@@ -275,6 +275,12 @@ st_local_user(void *ctx, const char *name)
 		if (conf_privileged() || pw->pw_uid == getuid())
 			return 1;
 	}
+	/* a user of a privileged instance cannot read the users file:
+	 * like sendmail -t, accept, and local delivery decides (an unknown
+	 * name comes back to the caller as a bounce) */
+	if (vuser_name_valid(name) && access(conf_str("virtual_users_file"), R_OK) < 0 &&
+	    errno != ENOENT)
+		return 1;
 	return 0;
 }
 
@@ -899,6 +905,8 @@ st_done(void *arg, int ok, const char *id)
 {
 	struct stdio_ctx *x = arg;
 
+	if (ok && id && *id)	/* the maildrop file's name, once known */
+		snprintf(x->s.queue_id, sizeof(x->s.queue_id), "%s", id);
 	smtpd_session_commit_done(&x->s, ok);
 }
 
@@ -964,6 +972,10 @@ run_stdio(void)
 
 	memset(&x, 0, sizeof(x));
 	x.store = smtpd_store_new();
+	conf_queue_path(&who, "incoming");
+	if (access(buf_str(&who), W_OK | X_OK) < 0)
+		smtpd_store_use_maildrop(x.store);
+	buf_reset(&who);
 	smtpd_session_init(&x.s, &cf, &stdio_ops, &x, "127.0.0.1", "127.0.0.1", 1, 1);
 	buf_printf(&who, "uid=%ld user=%s", (long)getuid(), pw ? pw->pw_name : "unknown");
 	x.s.local_user = buf_steal(&who);

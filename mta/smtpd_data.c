@@ -212,9 +212,10 @@ smtpd_received(struct smtpd_session *s, struct buf *out)
 {
 	buf_reset(out);
 	if (s->local_user) {
-		buf_printf(out, "Received: by %s (%s, from %s)\n\twith %s id %s",
-		    s->cf->hostname, s->cf->mail_name, s->local_user,
-		    smtpd_proto_name(s), s->queue_id);
+		buf_printf(out, "Received: by %s (%s, from %s)\n\twith %s",
+		    s->cf->hostname, s->cf->mail_name, s->local_user, smtpd_proto_name(s));
+		if (s->queue_id[0])	/* not yet known on the way through maildrop/ */
+			buf_printf(out, " id %s", s->queue_id);
 	} else {
 		buf_printf(out, "Received: from %s (%s [%s])\n", s->helo ? s->helo : "unknown",
 		    s->client_name, s->client_addr);

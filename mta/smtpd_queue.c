@@ -16,9 +16,11 @@
  * pointed there), hold/ is fsynced, and qmgr is not told.
  *
  * In stdio mode (sendmail -bs) there is no thread: smtpd_store_commit
- * commits at once.
+ * commits at once; and when the calling user may not write the queue,
+ * the message goes to maildrop/ through the sink of sendmail_store.h.
  */
 #include "smtpd_queue.h"
+#include "sendmail_store.h"
 #include "conf.h"
 #include "log.h"
 #include "proto.h"
@@ -42,6 +44,10 @@ struct job {
 
 struct smtpd_store {
 	struct job *job;	/* the open message */
+	int to_maildrop;
+	int md_open;		/* a message is open in the sink */
+	struct maildrop_sink sink;
+	struct qf_writer mw;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -66,19 +72,19 @@ smtpd_store_free(struct smtpd_store *st)
 	free(st);
 }
 
-int
-smtpd_store_open(struct smtpd_store *st, struct smtpd_session *s, char id[QUEUE_ID_MAX])
+void
+smtpd_store_use_maildrop(struct smtpd_store *st)
 {
-	struct job *j = xcalloc(1, sizeof(*j));
-	struct qf_writer *w;
+	st->to_maildrop = 1;
+}
+
+/* The envelope records, the same for a queue file and a maildrop file. */
+static void
+put_envelope(struct qf_writer *w, struct smtpd_session *s)
+{
 	struct buf c = BUF_INIT;
 	size_t i;
 
-	if (qf_new_open(&j->q) < 0) {
-		free(j);
-		return -1;
-	}
-	w = &j->q.w;
 	qf_put_time(w, now_us());
 	qf_put_str(w, QREC_SENDER, s->sender ? s->sender : "");
 	smtpd_client_record(s, &c);
@@ -102,6 +108,67 @@ smtpd_store_open(struct smtpd_store *st, struct smtpd_session *s, char id[QUEUE_
 		qf_put_rcpt(w, s->rcpt[i].addr, s->rcpt[i].orcpt, s->rcpt[i].notify);
 	qf_content_start(w);
 	buf_free(&c);
+}
+
+static int
+maildrop_store_open(struct smtpd_store *st, struct smtpd_session *s, char id[QUEUE_ID_MAX])
+{
+	struct buf err = BUF_INIT;
+
+	if (maildrop_sink_open(&st->sink, conf_dir(), &err) < 0) {
+		msg_error("maildrop: %s", buf_str(&err));
+		buf_free(&err);
+		return -1;
+	}
+	qf_writer_init(&st->mw, st->sink.fd);
+	put_envelope(&st->mw, s);
+	if (st->mw.error) {
+		msg_error("maildrop: write: %s", st->mw.error == EINVAL ?
+		    "invalid envelope data" : strerror(st->mw.error));
+		qf_writer_free(&st->mw);
+		maildrop_sink_abort(&st->sink);
+		return -1;
+	}
+	id[0] = 0;	/* named only when it is stored */
+	st->md_open = 1;
+	return 0;
+}
+
+static void
+maildrop_store_commit(struct smtpd_store *st,
+    void (*done)(void *arg, int ok, const char *id), void *arg)
+{
+	struct buf err = BUF_INIT;
+	char id[QUEUE_ID_MAX];
+	int rc;
+
+	st->md_open = 0;
+	rc = maildrop_sink_commit(&st->sink, &st->mw, &err, id);
+	qf_writer_free(&st->mw);
+	if (rc != 0) {
+		msg_error("maildrop: message not stored: %s", buf_str(&err));
+		maildrop_sink_abort(&st->sink);
+	} else if (id[0])
+		maildrop_wake(id);
+	buf_free(&err);
+	done(arg, rc == 0, rc == 0 ? id : "");
+}
+
+int
+smtpd_store_open(struct smtpd_store *st, struct smtpd_session *s, char id[QUEUE_ID_MAX])
+{
+	struct job *j;
+	struct qf_writer *w;
+
+	if (st->to_maildrop)
+		return maildrop_store_open(st, s, id);
+	j = xcalloc(1, sizeof(*j));
+	if (qf_new_open(&j->q) < 0) {
+		free(j);
+		return -1;
+	}
+	w = &j->q.w;
+	put_envelope(w, s);
 	if (w->error) {
 		msg_error("%s: write incoming/%s: %s", j->q.id, j->q.id,
 		    w->error == EINVAL ? "invalid envelope data" : strerror(w->error));
@@ -117,13 +184,21 @@ smtpd_store_open(struct smtpd_store *st, struct smtpd_session *s, char id[QUEUE_
 void
 smtpd_store_write(struct smtpd_store *st, const char *p, size_t n)
 {
-	if (st->job)
+	if (st->md_open)
+		qf_content_write(&st->mw, p, n);
+	else if (st->job)
 		qf_content_write(&st->job->q.w, p, n);
 }
 
 void
 smtpd_store_abort(struct smtpd_store *st)
 {
+	if (st->md_open) {
+		st->md_open = 0;
+		qf_writer_free(&st->mw);
+		maildrop_sink_abort(&st->sink);
+		return;
+	}
 	if (!st->job)
 		return;
 	qf_new_abort(&st->job->q);
@@ -279,6 +354,10 @@ smtpd_store_commit(struct smtpd_store *st, int hold,
 {
 	struct job *j = st->job;
 
+	if (st->md_open) {
+		maildrop_store_commit(st, done, arg);
+		return;
+	}
 	st->job = NULL;
 	if (!j) {
 		done(arg, 0, "");

@@ -16,6 +16,12 @@ struct smtpd_store;
  * synchronous (stdio mode).  0 ok, -1 errno. */
 int smtpd_store_init(struct event_base *base);
 struct smtpd_store *smtpd_store_new(void);
+/* stdio mode for a caller who may not write the queue (sendmail -bs by
+ * a user of a privileged instance): messages go into maildrop/ like
+ * sendmail's, through postdrop, and pickup takes them from there.  The
+ * id is then empty until the commit names the file (when it is known:
+ * postdrop does not say). */
+void smtpd_store_use_maildrop(struct smtpd_store *st);
 void smtpd_store_free(struct smtpd_store *st);
 /* New queue file with the session's envelope.  0 ok (id set), -1 logged. */
 int smtpd_store_open(struct smtpd_store *st, struct smtpd_session *s, char id[QUEUE_ID_MAX]);

@@ -50,7 +50,7 @@ static void
 reject(struct smtpd_session *s, const char *cmd, const char *reply)
 {
 	msg_info("%s: reject: %s from %s: %s; from=<%s> proto=%s helo=<%s>",
-	    s->msg_open ? s->queue_id : "NOQUEUE", cmd, s->client_desc, reply,
+	    s->msg_open && s->queue_id[0] ? s->queue_id : "NOQUEUE", cmd, s->client_desc, reply,
 	    s->sender ? s->sender : "", smtpd_proto_name(s), s->helo ? s->helo : "");
 	smtpd_reply(s, "%s", reply);
 }
@@ -468,11 +468,14 @@ smtpd_session_commit_done(struct smtpd_session *s, int ok)
 	if (ok) {
 		s->nmsgs++;
 		msg_info("%s: client=%s, from=<%s>, size=%lld, nrcpt=%zu%s%s%s",
-		    s->queue_id, s->local_user ? s->local_user : s->client_desc,
+		    s->queue_id[0] ? s->queue_id : "maildrop", s->local_user ? s->local_user : s->client_desc,
 		    s->sender, s->msg_size, s->nrcpt,
 		    s->auth_user ? ", sasl_username=" : "", s->auth_user ? s->auth_user : "",
 		    s->hold ? " (queue hold)" : "");
-		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
+		if (s->queue_id[0])
+			smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
+		else
+			smtpd_reply(s, "250 2.0.0 Ok: queued in maildrop/");
 	} else
 		reject(s, "END-OF-MESSAGE", "451 4.3.0 Error: queue file write error");
 	smtpd_txn_reset(s);

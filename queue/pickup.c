@@ -371,8 +371,11 @@ pickup_file(const char *name)
 		qf_put_str(&q->w, QREC_ENVID, env.envid);
 	if (env.ret)
 		qf_put_str(&q->w, QREC_RET, env.ret);
+	/* from an untrusted file only what describes the content: a user
+	 * must not claim e.g. sasl_username= */
 	for (i = 0; env.attrs && env.attrs[i]; i++)
-		qf_put_str(&q->w, QREC_ATTR, env.attrs[i]);
+		if (!strncmp(env.attrs[i], "body=", 5) || !strcmp(env.attrs[i], "smtputf8=yes"))
+			qf_put_str(&q->w, QREC_ATTR, env.attrs[i]);
 	nrcpt = 0;
 	for (i = 0; i < env.nrcpt; i++) {
 		if (env.rcpt[i].done || !addr_valid(env.rcpt[i].addr))
