@@ -42,6 +42,28 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+/* A sanitizer build: LeakSanitizer stops the process with ptrace at exit,
+ * which a setgid (hence not dumpable) process does not allow; it would
+ * turn every run into exit 1.  Leaks are checked in the runs that are
+ * not setgid. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HERMOD_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HERMOD_ASAN 1
+#endif
+#ifdef HERMOD_ASAN
+#include <sys/prctl.h>
+int __lsan_is_turned_off(void);
+int
+__lsan_is_turned_off(void)
+{
+	return prctl(PR_GET_DUMPABLE) != 1;
+}
+#endif
+
 static void __attribute__((format(printf, 2, 3), noreturn))
 die(int status, const char *fmt, ...)
 {

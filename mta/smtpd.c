@@ -116,6 +116,30 @@ maps_open(const char *param, char ***specs, struct map ***maps, size_t *n)
 	}
 }
 
+static void
+maps_close(char **specs, struct map **maps, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (maps[i])
+			map_close(maps[i]);
+	free(maps);
+	strv_free(specs);
+}
+
+/* At exit: Berkeley DB keeps its pages where leak checkers cannot see
+ * them, so close what is open. */
+static void
+maps_close_all(void)
+{
+	maps_close(amap_specs, amaps, namaps);
+	maps_close(xmap_specs, xmaps, nxmaps);
+	amaps = xmaps = NULL;
+	amap_specs = xmap_specs = NULL;
+	namaps = nxmaps = 0;
+}
+
 /* In the chroot: has any map been rebuilt?  Then leave to a successor
  * that can open it, after the sessions under way. */
 static int
@@ -1017,6 +1041,7 @@ run_stdio(void)
 		(void)write_full(1, x.s.out.data, x.s.out.len);
 	smtpd_session_free(&x.s);
 	smtpd_store_free(x.store);
+	maps_close_all();
 	return 0;
 }
 
@@ -1064,6 +1089,7 @@ run_daemon(void)
 			evtimer_add(idle_ev, &tv);
 	}
 	event_base_dispatch(base);
+	maps_close_all();
 	return 0;
 }
 
