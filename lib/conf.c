@@ -110,6 +110,7 @@ static const struct param params[] = {
 	{ "auth_failure_delay", "2s", "How long a server waits before answering a failed login." },
 	{ "auth_failure_limit", "3", "Failed logins after which a server drops the client." },
 	/* smtpd */
+	{ "smtpd_user_cache_time", "60s", "How long an smtpd process remembers that authd said a virtual or system user exists (0: ask every time). Unknown names are never remembered, so a new user is accepted at once; a removed user may still be accepted this long and is then bounced by local delivery." },
 	{ "smtpd_chroot", "yes", "Started as root (a privileged instance), smtpd chroots into queue_directory after opening its maps and TLS key, so that a compromised smtpd sees only the spool. A map rebuilt later makes the process finish its sessions and exit; the next one opens the new map. Log lines go to the syslog socket opened before the chroot; after a syslog daemon restart they are lost until the process is replaced (max_use, max_idle)." },
 	{ "smtpd_banner", "$myhostname ESMTP $mail_name", "The SMTP greeting text." },
 	{ "mynetworks", "127.0.0.0/8 [::1]/128", "Clients allowed to relay." },

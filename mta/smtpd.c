@@ -249,6 +249,54 @@ vuser_known(const char *name)
 }
 
 /*
+ * Users authd said exist, for smtpd_user_cache_time: at a few thousand
+ * messages a second, one authd round trip per RCPT is a large part of
+ * the work.  Only "yes" is kept: a user added is accepted at once, a
+ * user removed may be accepted for that long and then bounced by local.
+ */
+#define USER_CACHE_MAX	1024
+
+static struct { char *name; int64_t until; } ucache[USER_CACHE_MAX];
+static size_t nucache;
+
+static int
+ucache_has(const char *name)
+{
+	int64_t now = mono_ms();
+	size_t i;
+
+	for (i = 0; i < nucache; i++)
+		if (!strcmp(ucache[i].name, name)) {
+			if (ucache[i].until > now)
+				return 1;
+			free(ucache[i].name);
+			ucache[i] = ucache[--nucache];
+			return 0;
+		}
+	return 0;
+}
+
+static void
+ucache_add(const char *name)
+{
+	long long ttl = conf_time("smtpd_user_cache_time");
+	size_t i, old = 0;
+
+	if (ttl <= 0 || !name)
+		return;
+	if (nucache == USER_CACHE_MAX) {
+		for (i = 1; i < nucache; i++)
+			if (ucache[i].until < ucache[old].until)
+				old = i;
+		free(ucache[old].name);
+		ucache[old] = ucache[--nucache];
+	}
+	ucache[nucache].name = xstrdup(name);
+	ucache[nucache].until = mono_ms() + ttl * 1000;
+	nucache++;
+}
+
+/*
  * The operations the session state machine asks for.
  */
 
@@ -268,6 +316,8 @@ op_local_user(void *ctx, const char *name)
 	buf_free(&val);
 	if (r != 0)
 		return r;
+	if (ucache_has(name))
+		return 1;
 	if ((c->auth_fd = authc_user_send("smtpd", name)) < 0) {
 		msg_warn("%s: authd: cannot reach %s: %s", c->s.client_desc,
 		    conf_str("authd_socket"), strerror(errno));
@@ -435,6 +485,8 @@ user_cb(evutil_socket_t fd, short what, void *arg)
 	c->auth_fd = -1;
 	event_free(c->auth_ev);
 	c->auth_ev = NULL;
+	if (r == AUTHC_OK)
+		ucache_add(c->s.lookup_name);
 	smtpd_session_lookup_done(&c->s, r == AUTHC_OK ? 1 : r == AUTHC_FAIL ? 0 : -1);
 	conn_process(c);
 }
