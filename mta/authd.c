@@ -137,6 +137,28 @@ system_mailbox(const struct passwd *pw, struct answer *a)
 	}
 }
 
+/* getpwnam_r with a growing buffer (*mem, the caller frees): 0 with *pw
+ * set or NULL (no such user), or the error number of a failed lookup. */
+static int
+passwd_lookup(const char *name, struct passwd *pwbuf, char **mem, struct passwd **pw)
+{
+	size_t sz = 4096;
+	int r;
+
+	for (;;) {
+		*mem = xrealloc(*mem, sz);
+		r = getpwnam_r(name, pwbuf, *mem, sz, pw);
+		if (r != ERANGE || sz >= (1 << 20))
+			break;
+		sz *= 2;
+	}
+	if (r == ENOENT || r == ESRCH)
+		r = 0;
+	if (r != 0)
+		*pw = NULL;
+	return r;
+}
+
 /* 1 ok, 0 fail, -1 tempfail; a->why says why for the log. */
 static int
 check_system(const char *user, const char *password, struct answer *a)
@@ -150,14 +172,8 @@ check_system(const char *user, const char *password, struct answer *a)
 	long d = today();
 	int r, rc = 0;
 
-	for (;;) {
-		pwmem = xrealloc(pwmem, sz);
-		r = getpwnam_r(user, &pwbuf, pwmem, sz, &pw);
-		if (r != ERANGE || sz >= (1 << 20))
-			break;
-		sz *= 2;
-	}
-	if (r != 0 && r != ENOENT && r != ESRCH) {
+	r = passwd_lookup(user, &pwbuf, &pwmem, &pw);
+	if (r != 0) {
 		buf_printf(&a->why, "passwd lookup: %s", strerror(r));
 		rc = -1;
 		pw = NULL;
@@ -338,7 +354,6 @@ user_exists(const char *name, struct buf *why)
 	struct passwd pwbuf, *pw = NULL;
 	struct buf md = BUF_INIT;
 	char *mem = NULL;
-	size_t sz = 4096;
 	int r;
 	enum result res = RES_FAIL;
 
@@ -360,14 +375,8 @@ user_exists(const char *name, struct buf *why)
 		}
 	}
 	buf_free(&md);
-	for (;;) {
-		mem = xrealloc(mem, sz);
-		r = getpwnam_r(name, &pwbuf, mem, sz, &pw);
-		if (r != ERANGE || sz >= (1 << 20))
-			break;
-		sz *= 2;
-	}
-	if (r != 0 && r != ENOENT && r != ESRCH) {
+	r = passwd_lookup(name, &pwbuf, &mem, &pw);
+	if (r != 0) {
 		buf_printf(why, "passwd lookup: %s", strerror(r));
 		res = RES_TEMPFAIL;
 	} else if (pw && (conf_privileged() || pw->pw_uid == getuid())) {

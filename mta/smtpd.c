@@ -445,6 +445,25 @@ op_delay(void *ctx, long long ms)
 	start_timer(ctx, ms);
 }
 
+/* An authd request's event: 1 when there is a reply to read. */
+static int
+authd_answered(struct conn *c, short what)
+{
+	if (what & EV_READ)
+		return 1;
+	msg_warn("%s: authd did not answer in %ds", c->s.client_desc, AUTHD_TIMEOUT);
+	return 0;
+}
+
+static void
+authd_done(struct conn *c)
+{
+	close(c->auth_fd);
+	c->auth_fd = -1;
+	event_free(c->auth_ev);
+	c->auth_ev = NULL;
+}
+
 static void
 auth_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -453,14 +472,9 @@ auth_cb(evutil_socket_t fd, short what, void *arg)
 	int r = AUTHC_TEMPFAIL;
 
 	memset(&u, 0, sizeof(u));
-	if (what & EV_READ)
+	if (authd_answered(c, what))
 		r = authc_recv(fd, &u);
-	else
-		msg_warn("%s: authd did not answer in %ds", c->s.client_desc, AUTHD_TIMEOUT);
-	close(c->auth_fd);
-	c->auth_fd = -1;
-	event_free(c->auth_ev);
-	c->auth_ev = NULL;
+	authd_done(c);
 	if (r == AUTHC_FAIL) {
 		c->auth_result = 0;
 		start_timer(c, conf_time("auth_failure_delay") * 1000);
@@ -477,14 +491,9 @@ user_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	int r = AUTHC_TEMPFAIL;
 
-	if (what & EV_READ)
+	if (authd_answered(c, what))
 		r = authc_user_recv(fd);
-	else
-		msg_warn("%s: authd did not answer in %ds", c->s.client_desc, AUTHD_TIMEOUT);
-	close(c->auth_fd);
-	c->auth_fd = -1;
-	event_free(c->auth_ev);
-	c->auth_ev = NULL;
+	authd_done(c);
 	if (r == AUTHC_OK)
 		ucache_add(c->s.lookup_name);
 	smtpd_session_lookup_done(&c->s, r == AUTHC_OK ? 1 : r == AUTHC_FAIL ? 0 : -1);
