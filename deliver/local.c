@@ -180,22 +180,6 @@ collect(void *ctx, const char *p, size_t n)
 	return 0;
 }
 
-struct head_ctx {
-	struct buf *b;
-	size_t max;
-};
-
-static int
-collect_head(void *ctx, const char *p, size_t n)
-{
-	struct head_ctx *h = ctx;
-
-	if (h->b->len + n > h->max)
-		n = h->max - h->b->len;
-	buf_add(h->b, p, n);
-	return h->b->len >= h->max ? 1 : 0;
-}
-
 /* The Delivered-To: values and the hop count, from the header section. */
 static void
 scan_header(struct lmsg *m)
@@ -210,9 +194,7 @@ scan_header(struct lmsg *m)
 		p = m->content.data ? m->content.data : "";
 		len = m->content.len;
 	} else {
-		struct head_ctx hc = { &head, max > 0 ? (size_t)max : 1024 * 1024 };
-
-		(void)qf_content(m->fd, &m->env, collect_head, &hc);
+		(void)qf_content_head(m->fd, &m->env, max > 0 ? (size_t)max : 1024 * 1024, &head);
 		p = buf_str(&head);
 		len = head.len;
 	}
@@ -479,30 +461,8 @@ handle_request(int fd, struct proto_msg *r)
 static void
 handle_conn(int fd, void *ctx)
 {
-	struct proto_msg r;
-	int n;
-
 	(void)ctx;
-	for (;;) {
-		proto_msg_init(&r);
-		n = proto_recv(fd, &r);
-		if (n == 0) {
-			proto_msg_free(&r);
-			return;
-		}
-		if (n < 0) {
-			if (errno == EPROTO)
-				msg_error("malformed message from qmgr: connection closed");
-			else if (errno != ECONNRESET)
-				msg_warn("read from qmgr: %s", strerror(errno));
-			proto_msg_free(&r);
-			return;
-		}
-		n = handle_request(fd, &r);
-		proto_msg_free(&r);
-		if (n < 0)
-			return;
-	}
+	proto_agent_loop(fd, handle_request, NULL);
 }
 
 int

@@ -974,45 +974,22 @@ leaf_key(const struct leaf *lf)
 	return buf_steal(&b);
 }
 
-struct keyed {
-	char *key;
-	size_t idx;
-};
-
-static int
-keyed_cmp(const void *a, const void *b)
-{
-	const struct keyed *x = a, *y = b;
-	int r = strcmp(x->key, y->key);
-
-	if (r)
-		return r;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 static void
 dedupe(struct leaves *l)
 {
-	struct keyed *k;
-	char *drop;
+	char **keys;
+	unsigned char *drop;
 	size_t i, j;
 
 	if (l->n < 2)
 		return;
-	k = xcalloc(l->n, sizeof(*k));
+	keys = xcalloc(l->n, sizeof(*keys));
 	drop = xcalloc(l->n, 1);
-	for (i = 0; i < l->n; i++) {
-		k[i].key = leaf_key(&l->v[i]);
-		k[i].idx = i;
-	}
-	qsort(k, l->n, sizeof(*k), keyed_cmp);
-	for (i = 1; i < l->n; i++)
-		if (!strcmp(k[i].key, k[i - 1].key))
-			drop[k[i].idx] = 1;
 	for (i = 0; i < l->n; i++)
-		free(k[i].key);
-	free(k);
+		keys[i] = leaf_key(&l->v[i]);
+	strv_mark_dups(keys, l->n, drop);
 	for (i = j = 0; i < l->n; i++) {
+		free(keys[i]);
 		if (drop[i]) {
 			leaf_free(&l->v[i]);
 			continue;
@@ -1022,6 +999,7 @@ dedupe(struct leaves *l)
 		j++;
 	}
 	l->n = j;
+	free(keys);
 	free(drop);
 }
 

@@ -113,6 +113,23 @@ msg_fatal_status(int status, const char *fmt, ...)
 }
 
 void
+msg_die(int status, const char *fmt, ...)
+{
+	char name[sizeof(log_ident)];
+	const char *n = log_ident;
+	va_list ap;
+
+	if (!strncmp(n, "hermod/", 7))
+		n += 7;
+	snprintf(name, sizeof(name), "%s", n);
+	log_init(name, LOG_FLAG_BOTH);
+	va_start(ap, fmt);
+	vlog(LOG_CRIT, "fatal: ", fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+void
 msg_panic(const char *fmt, ...)
 {
 	va_list ap;

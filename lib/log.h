@@ -25,6 +25,10 @@ void msg_fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
 void msg_fatal_status(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
+/* A command-line tool's last word: to stderr and syslog (whatever
+ * log_init said), then exit(status). */
+void msg_die(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
 /* Panic: a programming error; aborts for a core dump. */
 void msg_panic(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));

@@ -207,6 +207,71 @@ proto_parse(struct buf *in, struct proto_msg *m)
 }
 
 int
+proto_read_msgs(int fd, struct buf *in, size_t max,
+    int (*cb)(void *ctx, struct proto_msg *m), void *ctx)
+{
+	struct proto_msg m;
+	char tmp[4096];
+	ssize_t r;
+	int rc;
+
+	r = read(fd, tmp, sizeof(tmp));
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+	if (r == 0)
+		return -1;
+	buf_add(in, tmp, (size_t)r);
+	proto_msg_init(&m);
+	while ((rc = proto_parse(in, &m)) == 1) {
+		int keep = cb(ctx, &m);
+
+		proto_msg_free(&m);
+		if (keep < 0) {
+			errno = 0;
+			return -1;
+		}
+	}
+	proto_msg_free(&m);
+	if (rc < 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	/* do not wait for a payload larger than we would keep */
+	if (in->len > max || (in->len >= HDR_LEN &&
+	    be32_get((const unsigned char *)in->data + 8) > max)) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return 1;
+}
+
+void
+proto_agent_loop(int fd, int (*handle)(int fd, struct proto_msg *m), void (*idle)(int fd))
+{
+	struct proto_msg r;
+	int n;
+
+	for (;;) {
+		if (idle)
+			idle(fd);
+		proto_msg_init(&r);
+		n = proto_recv(fd, &r);
+		if (n <= 0) {
+			if (n < 0 && errno == EPROTO)
+				msg_error("malformed message from qmgr: connection closed");
+			else if (n < 0 && errno != ECONNRESET)
+				msg_warn("read from qmgr: %s", strerror(errno));
+			proto_msg_free(&r);
+			return;
+		}
+		n = handle(fd, &r);
+		proto_msg_free(&r);
+		if (n < 0)
+			return;
+	}
+}
+
+int
 proto_recv(int fd, struct proto_msg *m)
 {
 	unsigned char h[HDR_LEN];

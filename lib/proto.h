@@ -102,6 +102,22 @@ int proto_recv(int fd, struct proto_msg *m);
  * 1 parsed (and consumed), 0 need more bytes, -1 malformed. */
 int proto_parse(struct buf *in, struct proto_msg *m);
 
+/* Server side, non-blocking: read what a client sent on fd into in and
+ * hand each complete message to cb (which returns -1 to drop the
+ * client).  1 read and handled, 0 nothing to read yet, -1 drop the
+ * client: end of input, a read error, cb said so, a malformed message
+ * (errno EPROTO), or more than max bytes buffered or announced by the
+ * next message's header (errno EMSGSIZE). */
+int proto_read_msgs(int fd, struct buf *in, size_t max,
+    int (*cb)(void *ctx, struct proto_msg *m), void *ctx);
+
+/* A delivery agent's side of a connection from qmgr (blocking): read
+ * requests until qmgr closes it or a read fails (logged), handing each
+ * to handle, which returns -1 to close.  idle, when not NULL, runs
+ * before each read (it may wait for input and tidy up meanwhile). */
+void proto_agent_loop(int fd, int (*handle)(int fd, struct proto_msg *m),
+    void (*idle)(int fd));
+
 /* Client helper: connect to a Unix socket path; -1 with errno. */
 int proto_connect(const char *path);
 /* Connect to a socket in the queue directory ("private/qmgr"), send one

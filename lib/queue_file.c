@@ -723,6 +723,34 @@ qf_content(int fd, const struct qf_envelope *env,
 	return rc;
 }
 
+struct head_ctx {
+	struct buf *out;
+	size_t want;
+};
+
+static int
+head_cb(void *ctx, const char *p, size_t n)
+{
+	struct head_ctx *h = ctx;
+	size_t take = h->want - h->out->len;
+
+	buf_add(h->out, p, take < n ? take : n);
+	return h->out->len >= h->want;
+}
+
+int
+qf_content_head(int fd, const struct qf_envelope *env, size_t max, struct buf *out)
+{
+	struct head_ctx h = { out, max };
+
+	buf_reset(out);
+	if ((off_t)h.want > env->content_size)
+		h.want = (size_t)env->content_size;
+	if (h.want == 0)
+		return 0;
+	return qf_content(fd, env, head_cb, &h) < 0 ? -1 : 0;
+}
+
 /*
  * The writer.
  */

@@ -96,6 +96,10 @@ int qf_parse(const char *data, size_t len, struct qf_envelope *env, struct buf *
 int qf_content(int fd, const struct qf_envelope *env,
     int (*cb)(void *ctx, const char *p, size_t n), void *ctx);
 
+/* The first max bytes of the content (all of it when shorter) into out,
+ * replacing what it held.  0 ok, -1 on a read error. */
+int qf_content_head(int fd, const struct qf_envelope *env, size_t max, struct buf *out);
+
 /* Writer: buffered, refuses CR/LF/NUL in envelope records. */
 struct qf_writer {
 	int fd;

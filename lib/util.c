@@ -161,6 +161,54 @@ be32_put(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)v;
 }
 
+struct keyed {
+	const char *key;
+	size_t idx;
+};
+
+static int
+keyed_cmp(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int r = strcmp(x->key, y->key);
+
+	if (r)
+		return r;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+void
+strv_mark_dups(char *const *keys, size_t n, unsigned char *dup)
+{
+	struct keyed *k;
+	size_t i;
+
+	memset(dup, 0, n);
+	if (n < 2)
+		return;
+	k = xcalloc(n, sizeof(*k));
+	for (i = 0; i < n; i++) {
+		k[i].key = keys[i];
+		k[i].idx = i;
+	}
+	qsort(k, n, sizeof(*k), keyed_cmp);
+	for (i = 1; i < n; i++)
+		if (!strcmp(k[i].key, k[i - 1].key))
+			dup[k[i].idx] = 1;
+	free(k);
+}
+
+int
+str_eq_ct(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i;
+	unsigned char d = la != lb;
+
+	for (i = 0; i < la && i < lb; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
 uint32_t
 be32_get(const unsigned char *p)
 {

@@ -32,6 +32,14 @@ int read_file(const char *path, struct buf *b, size_t max);
  * when there is more than max. */
 int read_fd(int fd, struct buf *b, size_t max);
 
+/* A stable dedupe: dup[i] (n bytes from the caller) = 1 when keys[i]
+ * equals an earlier keys[j], else 0.  O(n log n). */
+void strv_mark_dups(char *const *keys, size_t n, unsigned char *dup);
+
+/* 1 if two NUL-terminated strings are equal, in time that depends only
+ * on their lengths (password hashes). */
+int str_eq_ct(const char *a, const char *b);
+
 /* Big-endian 32-bit integers (the record formats of queue files and IPC). */
 void be32_put(unsigned char *p, uint32_t v);
 uint32_t be32_get(const unsigned char *p);

@@ -179,18 +179,6 @@ vuser_lookup(const char *name, struct buf *maildir)
 	return rc;
 }
 
-/* Constant-time comparison of two NUL-terminated strings. */
-static int
-str_eq_ct(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), i;
-	unsigned char d = la != lb;
-
-	for (i = 0; i < la && i < lb; i++)
-		d |= (unsigned char)(a[i] ^ b[i]);
-	return d == 0;
-}
-
 /* A fixed setting used when the user does not exist, so that a missing
  * user costs as much time as a wrong password. */
 #define DUMMY_SETTING "$6$hermodhermodher$"

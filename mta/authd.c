@@ -75,18 +75,6 @@ log_safe(struct buf *out, const char *s, size_t n, size_t max)
 		buf_adds(out, "...");
 }
 
-/* Constant-time comparison of two NUL-terminated strings. */
-static int
-str_eq_ct(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), i;
-	unsigned char d = la != lb;
-
-	for (i = 0; i < la && i < lb; i++)
-		d |= (unsigned char)(a[i] ^ b[i]);
-	return d == 0;
-}
-
 static int
 check_virtual(const char *user, const char *password, struct answer *a)
 {

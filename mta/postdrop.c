@@ -64,20 +64,6 @@ __lsan_is_turned_off(void)
 }
 #endif
 
-static void __attribute__((format(printf, 2, 3), noreturn))
-die(int status, const char *fmt, ...)
-{
-	char text[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
-		snprintf(text, sizeof(text), "(error)");
-	va_end(ap);
-	log_init("postdrop", LOG_FLAG_BOTH);
-	msg_fatal_status(status, "%s", text);
-}
-
 /*
  * 1 if path (already resolved by realpath) is a folder that only root
  * controls: it and every folder above it owned by root and not writable
@@ -133,42 +119,13 @@ clean_env(void)
 			saved[i] = xstrdup(v);
 	}
 	if (clearenv() != 0)
-		die(EX_OSERR, "cannot clear the environment");
+		msg_die(EX_OSERR, "cannot clear the environment");
 	for (i = 0; keep[i]; i++)
 		if (saved[i]) {
 			setenv(keep[i], saved[i], 1);
 			free(saved[i]);
 		}
 	setenv("PATH", "/usr/bin:/bin", 1);
-}
-
-static int
-showq_copy(int json)
-{
-	struct buf path = BUF_INIT;
-	char tmp[65536];
-	ssize_t n;
-	int fd;
-
-	conf_queue_path(&path, "public/showq");
-	fd = proto_connect(buf_str(&path));
-	if (fd < 0)
-		die(EX_UNAVAILABLE, "cannot list the queue: the mail system is down (%s: %s)",
-		    buf_str(&path), strerror(errno));
-	buf_free(&path);
-	if (proto_send_strs(fd, PROTO_OK, json ? "json" : "text", (const char *)NULL) < 0)
-		die(EX_UNAVAILABLE, "send to showq: %s", strerror(errno));
-	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die(EX_TEMPFAIL, "read from showq: %s", strerror(errno));
-		}
-		if (write_full(1, tmp, (size_t)n) < 0)
-			die(EX_IOERR, "write: %s", strerror(errno));
-	}
-	close(fd);
-	return EX_OK;
 }
 
 int
@@ -209,7 +166,7 @@ main(int argc, char **argv)
 			gid_t g = getgid();
 
 			if (setgid(g) < 0 || setregid(g, g) < 0 || getegid() != g)
-				die(EX_OSERR, "cannot give up the group: %s", strerror(errno));
+				msg_die(EX_OSERR, "cannot give up the group: %s", strerror(errno));
 		} else if (real) {
 			/* read the checked path, not one the caller may still change */
 			dir = real;
@@ -218,9 +175,13 @@ main(int argc, char **argv)
 		clean_env();
 	}
 	if (conf_load(dir, &err) < 0)
-		die(EX_TEMPFAIL, "%s", buf_str(&err));
-	if (printq)
-		return showq_copy(json);
+		msg_die(EX_TEMPFAIL, "%s", buf_str(&err));
+	if (printq) {
+		if (showq_copy(json) < 0)
+			msg_die(EX_UNAVAILABLE, "cannot list the queue: the mail system is down (showq: %s)",
+			    strerror(errno));
+		return EX_OK;
+	}
 
 	msize = conf_size("message_size_limit");
 	rlim = conf_int("recipient_limit");
@@ -236,30 +197,30 @@ main(int argc, char **argv)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			die(EX_TEMPFAIL, "read standard input: %s", strerror(errno));
+			msg_die(EX_TEMPFAIL, "read standard input: %s", strerror(errno));
 		}
 		if (n == 0)
 			break;
 		in.len += (size_t)n;
 		in.data[in.len] = 0;
 		if (in.len > max)
-			die(EX_UNAVAILABLE, "input larger than message_size_limit allows");
+			msg_die(EX_UNAVAILABLE, "input larger than message_size_limit allows");
 	}
 	memset(&env, 0, sizeof(env));
 	if (qf_parse(in.data ? in.data : "", in.len, &env, &err) < 0)
-		die(EX_DATAERR, "the input is not a complete queue file: %s", buf_str(&err));
+		msg_die(EX_DATAERR, "the input is not a complete queue file: %s", buf_str(&err));
 	qf_envelope_free(&env);
 	buf_reset(&err);
 	if (maildrop_open(&md, &err) < 0)
-		die(EX_TEMPFAIL, "%s", buf_str(&err));
+		msg_die(EX_TEMPFAIL, "%s", buf_str(&err));
 	if (write_full(md.fd, in.data, in.len) < 0) {
 		int e = errno;
 
 		maildrop_abort(&md);
-		die(EX_TEMPFAIL, "write maildrop/%s: %s", md.tmp, strerror(e));
+		msg_die(EX_TEMPFAIL, "write maildrop/%s: %s", md.tmp, strerror(e));
 	}
 	if (maildrop_commit(&md, &err) < 0)
-		die(EX_TEMPFAIL, "%s", buf_str(&err));
+		msg_die(EX_TEMPFAIL, "%s", buf_str(&err));
 	maildrop_wake(md.id);
 	(void)flow_wait();
 	buf_free(&in);

@@ -90,21 +90,6 @@ struct opts {
 
 static const char *progname = "sendmail";
 
-/* Errors: to stderr and (for the record) syslog, then exit. */
-static void __attribute__((format(printf, 2, 3), noreturn))
-die(int status, const char *fmt, ...)
-{
-	char text[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
-		snprintf(text, sizeof(text), "(error)");
-	va_end(ap);
-	log_init(progname, LOG_FLAG_BOTH);
-	msg_fatal_status(status, "%s", text);
-}
-
 static void __attribute__((format(printf, 1, 2)))
 warn(const char *fmt, ...)
 {
@@ -139,8 +124,8 @@ check_arg(int opt, const char *v)
 {
 	if (strchr(v, '\r') || strchr(v, '\n')) {
 		if (opt)
-			die(EX_USAGE, "the argument of -%c contains a CR or LF character", opt);
-		die(EX_USAGE, "a recipient argument contains a CR or LF character");
+			msg_die(EX_USAGE, "the argument of -%c contains a CR or LF character", opt);
+		msg_die(EX_USAGE, "a recipient argument contains a CR or LF character");
 	}
 }
 
@@ -162,12 +147,12 @@ parse_notify(const char *v)
 			n |= DSN_NOTIFY_DELAY;
 		else {
 			strv_free(f);
-			die(EX_USAGE, "-N %s: want never, or one or more of success,failure,delay", v);
+			msg_die(EX_USAGE, "-N %s: want never, or one or more of success,failure,delay", v);
 		}
 	}
 	strv_free(f);
 	if (n == 0 || ((n & DSN_NOTIFY_NEVER) && n != DSN_NOTIFY_NEVER))
-		die(EX_USAGE, "-N %s: never cannot be combined with other values", v);
+		msg_die(EX_USAGE, "-N %s: never cannot be combined with other values", v);
 	return n;
 }
 
@@ -182,7 +167,7 @@ static void
 opt_b(struct opts *o, const char *v)
 {
 	if (strlen(v) != 1)
-		die(EX_USAGE, "-b%s: invalid operation mode", v);
+		msg_die(EX_USAGE, "-b%s: invalid operation mode", v);
 	switch (v[0]) {
 	case 'm':
 		set_mode(o, MODE_DELIVER);
@@ -204,7 +189,7 @@ opt_b(struct opts *o, const char *v)
 		set_mode(o, MODE_DAEMON);
 		break;
 	default:
-		die(EX_USAGE, "-b%s: operation mode not supported", v);
+		msg_die(EX_USAGE, "-b%s: operation mode not supported", v);
 	}
 }
 
@@ -272,7 +257,7 @@ opt_with_arg(struct opts *o, int c, const char *v)
 		break;
 	case 'F':
 		if (strlen(v) > 1024)
-			die(EX_USAGE, "-F: full name longer than 1024 bytes");
+			msg_die(EX_USAGE, "-F: full name longer than 1024 bytes");
 		o->fullname = v;
 		break;
 	case 'N':
@@ -287,21 +272,21 @@ opt_with_arg(struct opts *o, int c, const char *v)
 		else if (!strcasecmp(v, "hdrs"))
 			o->ret = "HDRS";
 		else
-			die(EX_USAGE, "-R %s: want full or hdrs", v);
+			msg_die(EX_USAGE, "-R %s: want full or hdrs", v);
 		break;
 	case 'V': {
 		size_t i, n = strlen(v);
 
 		if (n == 0 || n > 100)
-			die(EX_USAGE, "-V: the envelope ID must be 1 to 100 characters");
+			msg_die(EX_USAGE, "-V: the envelope ID must be 1 to 100 characters");
 		for (i = 0; i < n; i++)
 			if ((unsigned char)v[i] < 33 || (unsigned char)v[i] > 126)
-				die(EX_USAGE, "-V: the envelope ID must be printable ASCII without spaces");
+				msg_die(EX_USAGE, "-V: the envelope ID must be printable ASCII without spaces");
 		o->envid = v;
 		break;
 	}
 	case 'X':
-		die(EX_USAGE, "-X option refused (uid=%ld): logging to a file is not supported",
+		msg_die(EX_USAGE, "-X option refused (uid=%ld): logging to a file is not supported",
 		    (long)getuid());
 	case 'b':
 		opt_b(o, v);
@@ -391,7 +376,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	for (; i < argc; i++) {
 		check_arg(0, argv[i]);
 		if (!dashdash && argv[i][0] == '-')
-			die(EX_USAGE, "recipient %s: an address may not begin with '-' (put -- before the recipients)",
+			msg_die(EX_USAGE, "recipient %s: an address may not begin with '-' (put -- before the recipients)",
 			    argv[i]);
 	}
 	if (o->qflag) {
@@ -542,7 +527,7 @@ read_message(struct reader *r, int fd)
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
-			die(EX_TEMPFAIL, "read the message from standard input: %s", strerror(errno));
+			msg_die(EX_TEMPFAIL, "read the message from standard input: %s", strerror(errno));
 		}
 		if (got == 0)
 			break;
@@ -659,7 +644,7 @@ static void
 rcpt_add(struct rcpts *r, const char *addr)
 {
 	if (r->n >= r->limit)
-		die(EX_UNAVAILABLE, "too many recipients (recipient_limit = %zu)", r->limit);
+		msg_die(EX_UNAVAILABLE, "too many recipients (recipient_limit = %zu)", r->limit);
 	if (r->n == r->cap) {
 		r->cap = r->cap ? r->cap * 2 : 16;
 		r->v = xreallocarray(r->v, r->cap, sizeof(*r->v));
@@ -700,52 +685,31 @@ rcpt_key(const char *a)
 	return k;
 }
 
-struct keyed {
-	char *key;
-	size_t idx;
-};
-
-static int
-keyed_cmp(const void *a, const void *b)
-{
-	const struct keyed *x = a, *y = b;
-	int c = strcmp(x->key, y->key);
-
-	if (c)
-		return c;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 /* Drop duplicates, keeping the first of each in the original order. */
 static void
 rcpt_dedupe(struct rcpts *r)
 {
-	struct keyed *k;
-	char *keep;
+	char **keys;
+	unsigned char *drop;
 	size_t i, n = 0;
 
 	if (r->n < 2)
 		return;
-	k = xcalloc(r->n, sizeof(*k));
-	keep = xcalloc(r->n, 1);
-	for (i = 0; i < r->n; i++) {
-		k[i].key = rcpt_key(r->v[i]);
-		k[i].idx = i;
-	}
-	qsort(k, r->n, sizeof(*k), keyed_cmp);
+	keys = xcalloc(r->n, sizeof(*keys));
+	drop = xcalloc(r->n, 1);
 	for (i = 0; i < r->n; i++)
-		if (i == 0 || strcmp(k[i].key, k[i - 1].key))
-			keep[k[i].idx] = 1;
+		keys[i] = rcpt_key(r->v[i]);
+	strv_mark_dups(keys, r->n, drop);
 	for (i = 0; i < r->n; i++) {
-		free(k[i].key);
-		if (keep[i])
-			r->v[n++] = r->v[i];
-		else
+		free(keys[i]);
+		if (drop[i])
 			free(r->v[i]);
+		else
+			r->v[n++] = r->v[i];
 	}
 	r->n = n;
-	free(k);
-	free(keep);
+	free(keys);
+	free(drop);
 }
 
 /* The sender as given with -f / -r: "", "<>" (white space allowed)
@@ -765,12 +729,12 @@ sender_parse(const char *given, const char *origin, struct buf *out)
 	v = addr_parse_list(given, &bad);
 	if (bad || strv_len(v) != 1) {
 		strv_free(v);
-		die(EX_USAGE, "-f %s: malformed sender address", given);
+		msg_die(EX_USAGE, "-f %s: malformed sender address", given);
 	}
 	addr_qualify(v[0], origin, out);
 	strv_free(v);
 	if (!addr_valid(buf_str(out)))
-		die(EX_USAGE, "-f %s: malformed sender address", given);
+		msg_die(EX_USAGE, "-f %s: malformed sender address", given);
 }
 
 /* Start postdrop with extra arguments; fatal when it cannot run. */
@@ -781,7 +745,7 @@ spawn_helper(const struct opts *o, const char *const *extra, int *in_fd, int out
 	pid_t pid = postdrop_spawn(o->confdir, extra, in_fd, out_fd, &err);
 
 	if (pid < 0)
-		die(EX_TEMPFAIL, "%s", buf_str(&err));
+		msg_die(EX_TEMPFAIL, "%s", buf_str(&err));
 	buf_free(&err);
 	return pid;
 }
@@ -825,7 +789,7 @@ do_deliver(struct opts *o)
 	int hrc, status;
 
 	if (!o->extract && o->nrcpt == 0)
-		die(EX_USAGE, "Recipient addresses must be specified on the command line or via the -t option");
+		msg_die(EX_USAGE, "Recipient addresses must be specified on the command line or via the -t option");
 	caller_get(&c);
 	addr_quote_local(c.login, &login);	/* the login as a local part */
 	if (o->sender)
@@ -833,7 +797,7 @@ do_deliver(struct opts *o)
 	else
 		addr_qualify(buf_str(&login), origin, &sender);
 	if (!addr_valid(buf_str(&sender)))
-		die(EX_USAGE, "sender address %s is malformed", buf_str(&sender));
+		msg_die(EX_USAGE, "sender address %s is malformed", buf_str(&sender));
 	fullname = o->fullname;
 	if (!fullname && (fullname = getenv("NAME")) != NULL &&
 	    (strlen(fullname) > 1024 || has_crlfnul(fullname, strlen(fullname)) || !*fullname))
@@ -845,7 +809,7 @@ do_deliver(struct opts *o)
 	rc.limit = lim > 0 ? (size_t)lim : (size_t)-1;
 	for (i = 0; i < (size_t)o->nrcpt; i++)
 		if (rcpt_add_list(&rc, o->rcpt[i], origin))
-			die(EX_USAGE, "%s: malformed recipient address", o->rcpt[i]);
+			msg_die(EX_USAGE, "%s: malformed recipient address", o->rcpt[i]);
 
 	/* the message */
 	memset(&r, 0, sizeof(r));
@@ -857,7 +821,7 @@ do_deliver(struct opts *o)
 	r.in_header = 1;
 	read_message(&r, 0);
 	if (r.too_big)
-		die(EX_UNAVAILABLE, "5.3.4 message file too big (message_size_limit = %zu bytes)", r.max);
+		msg_die(EX_UNAVAILABLE, "5.3.4 message file too big (message_size_limit = %zu bytes)", r.max);
 
 	content = r.out.data ? r.out.data : "";
 	hrc = header_parse(content, r.out.len,
@@ -884,7 +848,7 @@ do_deliver(struct opts *o)
 	}
 	rcpt_dedupe(&rc);
 	if (rc.n == 0)
-		die(EX_USAGE, "No recipient addresses found%s", o->extract ? " in message header" : "");
+		msg_die(EX_USAGE, "No recipient addresses found%s", o->extract ? " in message header" : "");
 
 	/* fields to add */
 	if (hrc < 0 || !header_get(&h, "From")) {
@@ -914,7 +878,7 @@ do_deliver(struct opts *o)
 	/* store */
 	block_signals();
 	if (maildrop_sink_open(&s, o->confdir, &err) < 0)
-		die(EX_TEMPFAIL, "%s", buf_str(&err));
+		msg_die(EX_TEMPFAIL, "%s", buf_str(&err));
 	qf_writer_init(&w, s.fd);
 	qf_put_time(&w, now_us());
 	qf_put_str(&w, QREC_SENDER, buf_str(&sender));
@@ -948,7 +912,7 @@ do_deliver(struct opts *o)
 	qf_writer_free(&w);
 	if (status != 0) {
 		maildrop_sink_abort(&s);
-		die(status, "message not stored: %s", buf_str(&err));
+		msg_die(status, "message not stored: %s", buf_str(&err));
 	}
 	if (id[0]) {
 		maildrop_wake(id);
@@ -978,39 +942,6 @@ do_deliver(struct opts *o)
  * public/).
  */
 static int
-showq_copy(int json)
-{
-	struct buf path = BUF_INIT;
-	char tmp[65536];
-	ssize_t n;
-	int fd;
-
-	conf_queue_path(&path, "public/showq");
-	fd = proto_connect(buf_str(&path));
-	buf_free(&path);
-	if (fd < 0)
-		return -1;
-	if (proto_send_strs(fd, PROTO_OK, json ? "json" : "text", (const char *)NULL) < 0) {
-		close(fd);
-		return -1;
-	}
-	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			close(fd);
-			die(EX_TEMPFAIL, "read from showq: %s", strerror(errno));
-		}
-		if (write_full(1, tmp, (size_t)n) < 0) {
-			close(fd);
-			die(EX_IOERR, "write: %s", strerror(errno));
-		}
-	}
-	close(fd);
-	return 0;
-}
-
-static int
 do_printq(struct opts *o)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
@@ -1018,17 +949,17 @@ do_printq(struct opts *o)
 
 	if (qlist_render(&out, o->json ? QLIST_JSON : QLIST_TEXT, &err) == 0) {
 		if (write_full(1, out.data ? out.data : "", out.len) < 0)
-			die(EX_IOERR, "write: %s", strerror(errno));
+			msg_die(EX_IOERR, "write: %s", strerror(errno));
 		buf_free(&out);
 		buf_free(&err);
 		return EX_OK;
 	}
 	if (errno != EACCES && errno != EPERM)
-		die(EX_TEMPFAIL, "cannot read the queue: %s", buf_str(&err));
+		msg_die(EX_TEMPFAIL, "cannot read the queue: %s", buf_str(&err));
 	if (showq_copy(o->json) == 0)
 		return EX_OK;
 	if (errno != EACCES && errno != EPERM)
-		die(EX_UNAVAILABLE, "cannot list the queue: the mail system is down (showq: %s)",
+		msg_die(EX_UNAVAILABLE, "cannot list the queue: the mail system is down (showq: %s)",
 		    strerror(errno));
 	fflush(stdout);
 	return postdrop_wait(spawn_helper(o, extra, NULL, -1));
@@ -1132,7 +1063,7 @@ do_verify(struct opts *o)
 	size_t j, k;
 
 	if (o->nrcpt == 0)
-		die(EX_USAGE, "-bv: no recipients given");
+		msg_die(EX_USAGE, "-bv: no recipients given");
 	for (j = 0; dest[j]; j++)
 		str_lower(dest[j]);
 	for (i = 0; i < o->nrcpt; i++) {
@@ -1193,8 +1124,8 @@ do_flush(struct opts *o)
 		int e = errno;
 
 		if (e == EACCES || e == EPERM)
-			die(EX_NOPERM, "-q: permission denied (only the mail system's owner may flush the queue)");
-		die(EX_UNAVAILABLE, "-q: the mail system is down (%s: %s)", buf_str(&path), strerror(e));
+			msg_die(EX_NOPERM, "-q: permission denied (only the mail system's owner may flush the queue)");
+		msg_die(EX_UNAVAILABLE, "-q: the mail system is down (%s: %s)", buf_str(&path), strerror(e));
 	}
 	buf_free(&path);
 	if (o->flush_id)
@@ -1203,7 +1134,7 @@ do_flush(struct opts *o)
 		rc = proto_send_strs(fd, PROTO_QMGR_FLUSH, (const char *)NULL);
 	close(fd);
 	if (rc < 0)
-		die(EX_UNAVAILABLE, "-q: send to qmgr: %s", strerror(errno));
+		msg_die(EX_UNAVAILABLE, "-q: send to qmgr: %s", strerror(errno));
 	if (o->verbose)
 		fprintf(stderr, "%s: queue flush requested\n", progname);
 	return EX_OK;
@@ -1265,9 +1196,9 @@ main(int argc, char **argv)
 		usage(NULL);
 	parse_args(argc, argv, &o);
 	if (o.mode == MODE_DAEMON)
-		die(EX_UNAVAILABLE, "-bd: this sendmail does not run as a daemon; start the mail system with: hermod start");
+		msg_die(EX_UNAVAILABLE, "-bd: this sendmail does not run as a daemon; start the mail system with: hermod start");
 	if (conf_load(o.confdir, &err) < 0)
-		die(EX_TEMPFAIL, "%s", buf_str(&err));
+		msg_die(EX_TEMPFAIL, "%s", buf_str(&err));
 	buf_free(&err);
 	if (o.mode == MODE_SMTP)
 		return do_smtp();

@@ -400,3 +400,36 @@ maildrop_sink_abort(struct maildrop_sink *s)
 		(void)postdrop_wait(s->pid);
 	}
 }
+
+int
+showq_copy(int json)
+{
+	struct buf path = BUF_INIT;
+	char tmp[65536];
+	ssize_t n;
+	int fd;
+
+	conf_queue_path(&path, "public/showq");
+	fd = proto_connect(buf_str(&path));
+	buf_free(&path);
+	if (fd < 0)
+		return -1;
+	if (proto_send_strs(fd, PROTO_OK, json ? "json" : "text", (const char *)NULL) < 0) {
+		close(fd);
+		return -1;
+	}
+	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			msg_die(EX_TEMPFAIL, "read from showq: %s", strerror(errno));
+		}
+		if (write_full(1, tmp, (size_t)n) < 0) {
+			close(fd);
+			msg_die(EX_IOERR, "write: %s", strerror(errno));
+		}
+	}
+	close(fd);
+	return 0;
+}

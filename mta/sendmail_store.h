@@ -67,4 +67,9 @@ pid_t postdrop_spawn(const char *confdir, const char *const *extra, int *in_fd,
 /* Its exit status (EX_TEMPFAIL when it did not exit normally). */
 int postdrop_wait(pid_t pid);
 
+/* mailq through the showq daemon (public/showq): its listing, text or
+ * JSON, copied to stdout.  0 done; -1 with errno when showq cannot be
+ * reached; a read or write error on the way is fatal (msg_die). */
+int showq_copy(int json);
+
 #endif

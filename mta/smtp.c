@@ -397,31 +397,8 @@ wait_request(int fd)
 static void
 handle_conn(int fd, void *ctx)
 {
-	struct proto_msg r;
-	int n;
-
 	(void)ctx;
-	for (;;) {
-		wait_request(fd);
-		proto_msg_init(&r);
-		n = proto_recv(fd, &r);
-		if (n == 0) {
-			proto_msg_free(&r);
-			break;
-		}
-		if (n < 0) {
-			if (errno == EPROTO)
-				msg_error("malformed message from qmgr: connection closed");
-			else if (errno != ECONNRESET)
-				msg_warn("read from qmgr: %s", strerror(errno));
-			proto_msg_free(&r);
-			break;
-		}
-		n = handle_request(fd, &r);
-		proto_msg_free(&r);
-		if (n < 0)
-			break;
-	}
+	proto_agent_loop(fd, handle_request, wait_request);
 	cache_expire(1);
 }
 

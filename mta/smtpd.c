@@ -141,7 +141,8 @@ maps_close_all(void)
 }
 
 /* In the chroot: has any map been rebuilt?  Then leave to a successor
- * that can open it, after the sessions under way. */
+ * that can open it, after the sessions under way.  Asked when a client
+ * connects (the sessions under way keep the maps they started with). */
 static int
 tables_check(void)
 {
@@ -168,13 +169,12 @@ tables_check(void)
 }
 
 /* 1 found, 0 not, -1 error, over a list of maps; reopens rebuilt ones
- * (outside a chroot; inside, tables_check hands over instead). */
+ * (outside a chroot; inside, tables_check at accept hands over instead). */
 static int
 maps_lookup(char **specs, struct map **maps, size_t n, const char *key, struct buf *val)
 {
 	size_t i;
 
-	(void)tables_check();
 	for (i = 0; i < n; i++) {
 		int r;
 

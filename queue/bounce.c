@@ -305,36 +305,10 @@ bounce_compose(struct buf *out, const struct bounce_msg *b)
 	buf_free(&bd);
 }
 
-struct rc_ctx {
-	struct buf *out;
-	size_t want;
-};
-
-static int
-read_cb(void *ctx, const char *p, size_t n)
-{
-	struct rc_ctx *c = ctx;
-	size_t take = c->want - c->out->len;
-
-	if (take > n)
-		take = n;
-	buf_add(c->out, p, take);
-	return c->out->len >= c->want ? 1 : 0;
-}
-
 int
 bounce_read_content(int fd, const struct qf_envelope *env, size_t limit, struct buf *out)
 {
-	struct rc_ctx c;
-
-	buf_reset(out);
-	c.out = out;
-	c.want = limit + 1;
-	if ((off_t)c.want > env->content_size)
-		c.want = (size_t)env->content_size;
-	if (c.want == 0)
-		return 0;
-	return qf_content(fd, env, read_cb, &c) < 0 ? -1 : 0;
+	return qf_content_head(fd, env, limit + 1, out);
 }
 
 int

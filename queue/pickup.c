@@ -564,53 +564,31 @@ client_close(size_t i)
 	clients[i] = clients[--nclients];
 }
 
-/* Read what a client sent; 0 keep it, -1 drop it. */
+/* One message from a client: 0 keep it, -1 drop it. */
+static int
+client_msg(void *ctx, struct proto_msg *m)
+{
+	const char *name = proto_field(m, 0);
+
+	(void)ctx;
+	if (m->type != PROTO_PICKUP_WAKE || m->nfields > 1 ||
+	    (m->nfields == 1 && strlen(name) != m->fields[0].len))
+		return -1;
+	if (!*name)
+		scan_wanted = 1;
+	else if (name_ok(name))
+		want_name(name);
+	else
+		return -1;
+	return 0;
+}
+
+/* Read what a client sent; 0 keep it, -1 drop it.  (A wake-up is small:
+ * a client announcing a large payload is dropped at once.) */
 static int
 client_read(struct client *c)
 {
-	struct proto_msg m;
-	char tmp[512];
-	ssize_t r;
-	int rc;
-
-	r = read(c->fd, tmp, sizeof(tmp));
-	if (r < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -1;
-	if (r == 0)
-		return -1;
-	buf_add(&c->in, tmp, (size_t)r);
-	/* a wake-up is small: do not wait for a large announced payload */
-	if (c->in.len >= 12) {
-		const unsigned char *h = (const unsigned char *)c->in.data;
-		uint32_t plen = ((uint32_t)h[8] << 24) | ((uint32_t)h[9] << 16) |
-		    ((uint32_t)h[10] << 8) | h[11];
-
-		if (plen > CLIENT_BUF_MAX)
-			return -1;
-	}
-	proto_msg_init(&m);
-	while ((rc = proto_parse(&c->in, &m)) == 1) {
-		const char *name = proto_field(&m, 0);
-
-		if (m.type != PROTO_PICKUP_WAKE || m.nfields > 1 ||
-		    (m.nfields == 1 && strlen(name) != m.fields[0].len)) {
-			proto_msg_free(&m);
-			return -1;
-		}
-		if (!*name)
-			scan_wanted = 1;
-		else if (name_ok(name))
-			want_name(name);
-		else {
-			proto_msg_free(&m);
-			return -1;
-		}
-		proto_msg_free(&m);
-	}
-	proto_msg_free(&m);
-	if (rc < 0 || c->in.len > CLIENT_BUF_MAX)
-		return -1;
-	return 0;
+	return proto_read_msgs(c->fd, &c->in, CLIENT_BUF_MAX, client_msg, NULL) < 0 ? -1 : 0;
 }
 
 int

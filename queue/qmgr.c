@@ -68,54 +68,44 @@ client_close(size_t i)
 	clients[i] = clients[--nclients];
 }
 
+/* One request: 0 keep the client, -1 drop it. */
+static int
+client_msg(void *ctx, struct proto_msg *m)
+{
+	const char *id = proto_field(m, 0);
+
+	(void)ctx;
+	if (m->type == PROTO_QMGR_NEW && m->nfields == 1 && queue_id_valid(id)) {
+		qmgr_load_later(id);
+	} else if (m->type == PROTO_QMGR_FLUSH && m->nfields == 0) {
+		msg_info("flush: retrying all deferred mail now");
+		qmgr_scan_deferred(NULL, 0);
+	} else if (m->type == PROTO_QMGR_FLUSH && m->nfields == 1 &&
+	    (!*id || queue_id_valid(id))) {
+		if (*id)
+			msg_info("%s: flush: retrying now", id);
+		else
+			msg_info("flush: retrying all deferred mail now");
+		qmgr_scan_deferred(*id ? id : NULL, 0);
+	} else {
+		msg_warn("malformed request on the qmgr socket (type %d, %zu fields): connection closed",
+		    m->type, m->nfields);
+		return -1;
+	}
+	return 0;
+}
+
 /* 0 keep the client, -1 drop it. */
 static int
 client_read(struct client *c)
 {
-	struct proto_msg m;
-	char tmp[4096];
-	ssize_t r;
-	int rc;
+	int r = proto_read_msgs(c->fd, &c->in, CLIENT_BUF_MAX, client_msg, NULL);
 
-	r = read(c->fd, tmp, sizeof(tmp));
-	if (r < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
-	if (r == 0)
-		return -1;
-	c->last = qmgr_now_ms;
-	buf_add(&c->in, tmp, (size_t)r);
-	proto_msg_init(&m);
-	while ((rc = proto_parse(&c->in, &m)) == 1) {
-		const char *id = proto_field(&m, 0);
-
-		if (m.type == PROTO_QMGR_NEW && m.nfields == 1 && queue_id_valid(id)) {
-			qmgr_load_later(id);
-		} else if (m.type == PROTO_QMGR_FLUSH && m.nfields == 0) {
-			msg_info("flush: retrying all deferred mail now");
-			qmgr_scan_deferred(NULL, 0);
-		} else if (m.type == PROTO_QMGR_FLUSH && m.nfields == 1 &&
-		    (!*id || queue_id_valid(id))) {
-			if (*id)
-				msg_info("%s: flush: retrying now", id);
-			else
-				msg_info("flush: retrying all deferred mail now");
-			qmgr_scan_deferred(*id ? id : NULL, 0);
-		} else {
-			msg_warn("malformed request on the qmgr socket (type %d, %zu fields): connection closed",
-			    m.type, m.nfields);
-			proto_msg_free(&m);
-			return -1;
-		}
-		proto_msg_free(&m);
-	}
-	proto_msg_free(&m);
-	if (rc < 0) {
+	if (r < 0 && errno == EPROTO)
 		msg_warn("malformed message on the qmgr socket: connection closed");
-		return -1;
-	}
-	if (c->in.len > CLIENT_BUF_MAX)
-		return -1;
-	return 0;
+	if (r > 0)
+		c->last = qmgr_now_ms;
+	return r < 0 ? -1 : 0;
 }
 
 static void
