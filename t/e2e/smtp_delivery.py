@@ -26,7 +26,7 @@ t = TAP()
 try:
     prog("smtp")
 except FileNotFoundError:
-    t.skip("smtp delivery", "the smtp agent (mta/smtp) is not built in this tree")
+    t.skip("smtp delivery", "the smtp agent (deliver/smtp) is not built in this tree")
     t.done()
 
 tmp = tempfile.mkdtemp(prefix="hermod-rcv-")

@@ -21,7 +21,7 @@ t = TAP()
 try:
     prog("smtp")
 except FileNotFoundError:
-    t.skip("smtp DSN", "the smtp agent (mta/smtp) is not built in this tree")
+    t.skip("smtp DSN", "the smtp agent (deliver/smtp) is not built in this tree")
     t.done()
 
 
