@@ -100,6 +100,7 @@ static const struct param params[] = {
 	{ "service_throttle_time", "60s", "How long the master waits before restarting a service that keeps dying at start." },
 	{ "inet_interfaces", "127.0.0.1", "Addresses the network services listen on." },
 	{ "syslog_name", "hermod", "The prefix of every log line." },
+	{ "maillog_file", "", "Empty: log to syslog (facility mail). A path: every daemon sends its lines to the postlogd service, which appends them, in the order received, to this one file (reopened by hermod reload and by hermod log reopen, for logrotate). hermod init sets it to $config_directory/log/maillog when the machine has no syslog socket (/dev/log)." },
 	/* TLS (shared by the servers) */
 	{ "tls_cert_file", "$config_directory/tls/cert.pem", "The server certificate chain (PEM) used by smtpd, popd and imapd unless overridden." },
 	{ "tls_key_file", "$config_directory/tls/key.pem", "The private key of tls_cert_file (PEM)." },
@@ -113,7 +114,7 @@ static const struct param params[] = {
 	{ "smtpd_user_cache_time", "60s", "How long an smtpd process remembers that authd said a virtual or system user exists (0: ask every time). Unknown names are never remembered, so a new user is accepted at once; a removed user may still be accepted this long and is then bounced by local delivery." },
 	{ "smtpd_chroot", "yes", "Started as root (a privileged instance), smtpd chroots into queue_directory after opening its maps and TLS key, so that a compromised smtpd sees only the spool. A map rebuilt later makes the process finish its sessions and exit; the next one opens the new map. Log lines go to the syslog socket opened before the chroot; after a syslog daemon restart they are lost until the process is replaced (max_use, max_idle)." },
 	{ "smtpd_banner", "$myhostname ESMTP $mail_name", "The SMTP greeting text." },
-	{ "mynetworks", "127.0.0.0/8 [::1]/128", "Clients allowed to relay." },
+	{ "mynetworks", "127.0.0.0/8 [::1]/128", "Clients allowed to relay without logging in: a list of addresses and address/prefix networks. It may be empty: then only clients that log in (AUTH) may relay, which is what an Internet-facing port 25 on a host with untrusted local users wants." },
 	{ "relay_domains", "", "Remote domains smtpd accepts mail for from anyone (backup MX); empty: none." },
 	{ "smtpd_recipient_limit", "1000", "Most recipients in one SMTP transaction; more get 452 4.5.3." },
 	{ "smtpd_timeout", "300s", "How long smtpd waits for a client command or data line." },
