@@ -129,7 +129,7 @@ atexit.register(_cleanup)
 class Instance:
     def __init__(self, users=("alice", "bob"), domain="example.test", conf=None,
                  start=True, password="secret"):
-        self.dir = tempfile.mkdtemp(prefix="hermod-t-", dir="/tmp")
+        self.dir = tempfile.mkdtemp(prefix="hermod-t-")
         os.chmod(self.dir, 0o755)
         self.domain = domain
         self.port_base = free_port_base()
