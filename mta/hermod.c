@@ -251,6 +251,18 @@ cmd_start(int argc, char **argv)
 		hermod_say("this is a privileged instance: start it as root");
 		return EX_NOPERM;
 	}
+	if (conf_privileged()) {
+		int bad = hermod_reach_daemons(conf_str("mail_owner"), conf_dir(),
+		    conf_str("queue_directory"), conf_str("virtual_mailbox_base"),
+		    conf_str("maillog_file"));
+
+		if (bad != 0) {
+			if (bad > 0)
+				hermod_say("start: not starting an instance whose daemons cannot reach their folders");
+			return EX_CONFIG;
+		}
+		(void)hermod_reach_users(conf_str("default_privs"), conf_dir(), conf_str("queue_directory"));
+	}
 	if (find_master(&master) < 0)
 		return EX_UNAVAILABLE;
 	margv[n++] = (char *)buf_str(&master);

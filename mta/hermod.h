@@ -27,6 +27,15 @@ int hermod_load_conf(void);
 /* hermod_init.c */
 int hermod_init(int argc, char **argv);
 
+/* hermod_reach.c: in a privileged instance, can owner (mail_owner)
+ * reach the configuration, the spool, the virtual mailboxes and the log
+ * file's folder?  Prints each folder it cannot pass through with the
+ * fix; returns how many paths are out of reach, -1 if the check failed. */
+int hermod_reach_daemons(const char *owner, const char *confdir, const char *qdir,
+    const char *mailbase, const char *logfile);
+/* The same for an ordinary user and what sendmail reads (warnings). */
+int hermod_reach_users(const char *user, const char *confdir, const char *qdir);
+
 /* hermod_user.c */
 int hermod_user(int argc, char **argv);
 

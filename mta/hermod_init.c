@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,26 +301,156 @@ hermod_conf_text(struct buf *t, const struct init_opts *o)
 	buf_free(&date);
 }
 
-/* 1 if program name is an executable file in $daemon_directory (of the
- * configuration just written and loaded): hermod-master would find it. */
+/* The path of program name in $daemon_directory (of the configuration
+ * just written and loaded) into out: 1 if hermod-master would find it
+ * there, 0 if not. */
 static int
-have_program(const char *name)
+program_path(const char *name, struct buf *out)
 {
 	char **dirs = str_split(conf_str("daemon_directory"), ":");
-	struct buf p = BUF_INIT;
 	struct stat st;
 	size_t i;
 	int found = 0;
 
 	for (i = 0; dirs[i] && !found; i++) {
-		buf_reset(&p);
-		buf_printf(&p, "%s/%s", dirs[i], name);
-		found = stat(buf_str(&p), &st) == 0 && S_ISREG(st.st_mode) &&
-		    access(buf_str(&p), X_OK) == 0;
+		buf_reset(out);
+		buf_printf(out, "%s/%s", dirs[i], name);
+		found = stat(buf_str(out), &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(buf_str(out), X_OK) == 0;
 	}
 	strv_free(dirs);
+	return found;
+}
+
+static int
+have_program(const char *name)
+{
+	struct buf p = BUF_INIT;
+	int found = program_path(name, &p);
+
 	buf_free(&p);
 	return found;
+}
+
+/*
+ * Ordinary users' sendmail stores mail through postdrop, which must be
+ * setgid setgid_group.  "make install" can only do that when the group
+ * exists, and a first install usually comes before the first hermod
+ * init (which makes the group), so init finishes the job for the
+ * installed postdrop.  A postdrop elsewhere (a build tree, which the
+ * next "make" replaces) is left alone, but init says what to run.
+ */
+static void
+fix_postdrop(void)
+{
+	const char *gname = conf_str("setgid_group");
+	struct buf p = BUF_INIT;
+	struct group *gr = getgrnam(gname);
+	struct stat st;
+
+	if (!program_path("postdrop", &p)) {
+		printf("  note: no postdrop in daemon_directory %s: ordinary users cannot send mail\n",
+		    conf_str("daemon_directory"));
+		goto out;
+	}
+	if (!gr || stat(buf_str(&p), &st) < 0)
+		goto out;
+	if (st.st_gid == gr->gr_gid && (st.st_mode & S_ISGID) && st.st_uid == 0 &&
+	    !(st.st_mode & (S_IWGRP | S_IWOTH)))
+		goto out;
+	if (!strcmp(buf_str(&p), HERMOD_LIBEXECDIR "/postdrop")) {
+		/* chown clears the setgid bit: chown first, then chmod */
+		if (chown(buf_str(&p), 0, gr->gr_gid) < 0 || chmod(buf_str(&p), 02755) < 0) {
+			hermod_say("warning: %s: cannot make it setgid %s: %s", buf_str(&p), gname,
+			    strerror(errno));
+			hermod_say("  ordinary users cannot send mail until: chown root:%s %s && chmod 2755 %s",
+			    gname, buf_str(&p), buf_str(&p));
+		} else
+			printf("  %s  made setgid %s, so that ordinary users can send mail\n",
+			    buf_str(&p), gname);
+	} else
+		printf("  note: %s is not setgid %s, so only root can send mail through this\n"
+		    "        instance; for ordinary users run: chown root:%s %s && chmod 2755 %s\n",
+		    buf_str(&p), gname, gname, buf_str(&p), buf_str(&p));
+out:
+	buf_free(&p);
+}
+
+/*
+ * DIR/bin/sendmail, mailq and newaliases: programs such as mutt, git
+ * send-email and mailx take one sendmail path without arguments, and an
+ * instance needs -C DIR.  Small scripts that pass it.
+ */
+static int
+make_bin_scripts(const struct init_opts *o)
+{
+	static const struct {
+		const char *name, *args;
+	} scripts[] = {
+		{ "sendmail", "" },
+		{ "mailq", " -bp" },
+		{ "newaliases", " -bi" },
+		{ NULL, NULL }
+	};
+	const char *d = buf_str(&o->dir);
+	struct buf bdir = BUF_INIT, t = BUF_INIT, prog = BUF_INIT;
+	size_t i;
+	int rc = -1;
+
+	buf_printf(&bdir, "%s/bin", d);
+	if (mkdir_p(buf_str(&bdir), 0755) < 0) {
+		hermod_say("mkdir %s: %s", buf_str(&bdir), strerror(errno));
+		goto out;
+	}
+	/* the paths are path_safe (no quote, no white space): plain single
+	 * quotes are enough */
+	buf_printf(&prog, "%s/sendmail", conf_str("command_directory"));
+	for (i = 0; scripts[i].name; i++) {
+		buf_reset(&t);
+		buf_printf(&t,
+		    "#!/bin/sh\n"
+		    "# %s for the hermod instance in %s (written by hermod init):\n"
+		    "# give this path to programs that run sendmail without options.\n"
+		    "exec '%s' -C '%s'%s \"$@\"\n",
+		    scripts[i].name, d, buf_str(&prog), d, scripts[i].args);
+		if (write_conf_file(buf_str(&bdir), scripts[i].name, &t, 0755) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	buf_free(&bdir);
+	buf_free(&t);
+	buf_free(&prog);
+	return rc;
+}
+
+/* The host's fully qualified name if the resolver (/etc/hosts, DNS)
+ * knows one for the short name, else the short name; *fq says which. */
+static char *
+host_name(int *fq)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256];
+	char *name;
+
+	if (gethostname(host, sizeof(host)) < 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = 0;
+	*fq = strchr(host, '.') != NULL;
+	if (*fq)
+		return xstrdup(host);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_CANONNAME;
+	hints.ai_family = AF_UNSPEC;
+	if (getaddrinfo(host, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
+	    strchr(res->ai_canonname, '.') && domain_valid(res->ai_canonname)) {
+		name = xstrdup(res->ai_canonname);
+		*fq = 1;
+	} else
+		name = xstrdup(host);
+	if (res)
+		freeaddrinfo(res);
+	return name;
 }
 
 /* master.conf; written once hermod.conf is loaded, because a network
@@ -575,9 +706,8 @@ hermod_init(int argc, char **argv)
 	struct buf t = BUF_INIT, p = BUF_INIT, err = BUF_INIT, services = BUF_INIT;
 	struct spool_owner own;
 	struct passwd *pw;
-	char host[256];
 	const char *d;
-	int rc, made_aliases = 0, made_users = 0, made_tls = 0;
+	int rc, made_aliases = 0, made_users = 0, made_tls = 0, fqdn;
 	long nalias;
 
 	memset(&o, 0, sizeof(o));
@@ -601,10 +731,7 @@ hermod_init(int argc, char **argv)
 		goto out;
 	}
 	o.login = xstrdup(pw->pw_name);
-	if (gethostname(host, sizeof(host)) < 0 || !host[0])
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = 0;
-	o.hostname = xstrdup(host);
+	o.hostname = host_name(&fqdn);
 	if ((rc = check_existing(&o)) != 0)
 		goto out;
 	if (mkdir_p(d, 0755) < 0) {
@@ -617,6 +744,20 @@ hermod_init(int argc, char **argv)
 	if (o.privileged && make_system_accounts() < 0) {
 		rc = EX_OSERR;
 		goto out;
+	}
+	/* the folders that exist already on the way to the instance must
+	 * let the daemons through; what init makes below is 0755 */
+	if (o.privileged) {
+		int bad = hermod_reach_daemons(conf_default("mail_owner"), d, buf_str(&o.qdir),
+		    buf_str(&o.mailbase), NULL);
+
+		if (bad != 0) {
+			if (bad > 0)
+				hermod_say("init: refusing to make an instance its daemons cannot reach");
+			rc = EX_CANTCREAT;
+			goto out;
+		}
+		(void)hermod_reach_users(conf_default("default_privs"), d, buf_str(&o.qdir));
 	}
 	rc = EX_CANTCREAT;
 	hermod_conf_text(&t, &o);
@@ -671,7 +812,18 @@ hermod_init(int argc, char **argv)
 		goto out;
 	}
 
+	if (make_bin_scripts(&o) < 0)
+		goto out;
+	if (o.privileged)
+		fix_postdrop();
+
 	printf("  %s/hermod.conf  parameters (hermod -C %s config -n)\n", d, d);
+	if (fqdn)
+		printf("                  myhostname = %s (this host's fully qualified name)\n", o.hostname);
+	else
+		printf("                  myhostname = %s: this host has no fully qualified name in\n"
+		    "                  /etc/hosts or DNS; set myhostname in hermod.conf to give it one\n",
+		    o.hostname);
 	printf("  %s/master.conf  services %s\n", d, buf_str(&services));
 	printf("  %s/tls/         cert.pem and key.pem%s%s\n", d,
 	    made_tls ? ": a self-signed certificate for " : " (kept)", made_tls ? o.hostname : "");
@@ -683,8 +835,10 @@ hermod_init(int argc, char **argv)
 	if (!o.privileged)
 		printf("  %s/mailspool/   the mbox of %s\n", d, o.login);
 	printf("  %s  the queue\n", buf_str(&o.qdir));
+	printf("  %s/bin/         sendmail, mailq, newaliases for this instance: give\n"
+	    "                  %s/bin/sendmail to mutt, mailx or git send-email\n", d, d);
 	printf("Start it with:    hermod -C %s start   (or: start --foreground)\n", d);
-	printf("Send mail with:   sendmail -C %s -t < message\n", d);
+	printf("Send mail with:   %s/bin/sendmail -t < message   (= sendmail -C %s -t)\n", d, d);
 	rc = 0;
 out:
 	buf_free(&o.dir);
