@@ -478,7 +478,8 @@ conf_print(FILE *fp, int nondefault, char **names)
 		return rc;
 	}
 	for (i = 0; i < NPARAMS; i++) {
-		if (nondefault && (i == 0 || !raw[i] || !strcmp(raw[i], params[i].def)))
+		/* -n: what hermod.conf sets, even to the default (as postconf -n) */
+		if (nondefault && (i == 0 || !raw[i]))
 			continue;
 		fprintf(fp, "%s = %s\n", params[i].name, nondefault ? raw[i] : value_of(i, 0));
 	}

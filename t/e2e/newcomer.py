@@ -66,6 +66,15 @@ with Instance(users=["alice"]) as h:
     t.ok(got and b"Subject: through bin/sendmail" in got[0] and b"hello from mailx" in got[0],
          "mailx's message reached alice through DIR/bin/sendmail", h.log())
 
+# -- 8: config -n shows what hermod.conf sets, also when it equals the default --
+with Instance(users=[], start=False) as h:
+    h.set_conf({"mail_name": "hermod", "smtpd_recipient_limit": "500"})
+    p = h.hermod("config", "-n")
+    out = p.stdout.decode()
+    t.ok(re.search(r"(?m)^mail_name = hermod$", out), "config -n shows a value set to its default", out)
+    t.ok(re.search(r"(?m)^smtpd_recipient_limit = 500$", out), "config -n shows a changed value", out)
+    t.ok(not re.search(r"(?m)^smtpd_timeout = ", out), "config -n leaves out what is not set", out)
+
 if not root:
     t.skip("privileged checks", "needs root (CI runs as root)")
     t.done()
