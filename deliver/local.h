@@ -58,6 +58,9 @@ struct lmsg {
 	int in_memory;
 	char **delivered_to;	/* lower-cased Delivered-To: addresses */
 	size_t hops;		/* Received: + Delivered-To: fields */
+	char **rcpt_keys;	/* qf_rcpt_key of every recipient in the file, sorted
+				 * (made when first needed) */
+	size_t nrcpt_keys;
 };
 
 /* Stream the content (in memory or from the queue file) to sink. */
@@ -104,6 +107,11 @@ struct leaves {
 void leaf_free(struct leaf *lf);
 void leaves_free(struct leaves *l);
 
+/* local_resolve.c: the destination of a leaf for the duplicate filter
+ * of local.c (kind, target and privileges; a remote address with its
+ * domain's case folded), allocated; NULL for a failure that stays here
+ * (each recipient reports its own). */
+char *leaf_dest_key(const struct leaf *lf);
 /* local_resolve.c: expand one recipient.  Leaves are appended to out. */
 void local_resolve(struct lmsg *m, const char *rcpt, struct leaves *out);
 /* Reopen alias maps rebuilt since the last request. */

@@ -14,7 +14,8 @@
  * bounces the recipient as a loop).  An alias that names itself ("bob:
  * bob, bob@elsewhere") means the user's own mailbox (still with their
  * .forward); "\bob" means the mailbox with neither alias nor .forward.
- * Equal leaves (same kind, target and privileges) are delivered once.
+ * Equal leaves (same kind, target and privileges) are delivered once;
+ * leaf_dest_key gives local.c the same comparison across recipients.
  *
  * Privileges recorded on leaves (used only when local runs as root in a
  * privileged instance): commands and files of an alias run as the owner
@@ -956,7 +957,18 @@ expand_dest(struct rctx *c, const struct level *lv, const char *dest)
 	}
 }
 
-/* Sort key for removing duplicate leaves. */
+/* What a stored leaf writes to: its kind, target and privileges. */
+static void
+store_key(struct buf *b, const struct leaf *lf)
+{
+	buf_printf(b, "%d\001%s\001%d:%ld", lf->kind, lf->target ? lf->target : "",
+	    lf->pv.set, (long)lf->pv.uid);
+}
+
+/* Sort key for removing duplicate leaves of one recipient.  A remote
+ * address compares as qf_rcpt_key says (its local part with its case);
+ * it is kept once per envelope sender, as each sender gets its own
+ * forwarded copy. */
 static char *
 leaf_key(const struct leaf *lf)
 {
@@ -964,13 +976,40 @@ leaf_key(const struct leaf *lf)
 
 	if (lf->kind == LEAF_FAIL)
 		buf_printf(&b, "%d\001%s\001%s\001%s", lf->kind, lf->addr, lf->fail.dsn, buf_str(&lf->fail.text));
-	else if (lf->kind == LEAF_REMOTE)
-		buf_printf(&b, "%d\001%s\001%s", lf->kind, lf->target, lf->sender);
-	else
-		buf_printf(&b, "%d\001%s\001%d:%ld", lf->kind, lf->target ? lf->target : "",
-		    lf->pv.set, (long)lf->pv.uid);
-	if (lf->kind == LEAF_REMOTE)
-		str_lower(b.data);
+	else if (lf->kind == LEAF_REMOTE) {
+		char *k = qf_rcpt_key(lf->target, NULL);
+
+		buf_printf(&b, "%d\001%s\001%s", lf->kind, k, lf->sender);
+		free(k);
+	} else
+		store_key(&b, lf);
+	return buf_steal(&b);
+}
+
+char *
+leaf_dest_key(const struct leaf *lf)
+{
+	struct buf b = BUF_INIT;
+	char *k;
+
+	switch (lf->kind) {
+	case LEAF_FAIL:
+		if (!lf->reinject)
+			return NULL;
+		/* an unknown list member, re-queued to bounce on its own */
+		k = qf_rcpt_key(lf->addr, NULL);
+		buf_printf(&b, "%d\001%s", lf->kind, k);
+		free(k);
+		break;
+	case LEAF_REMOTE:
+		k = qf_rcpt_key(lf->target, NULL);
+		buf_printf(&b, "%d\001%s", lf->kind, k);
+		free(k);
+		break;
+	default:
+		store_key(&b, lf);
+		break;
+	}
 	return buf_steal(&b);
 }
 

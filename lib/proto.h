@@ -28,7 +28,9 @@ enum proto_type {
 	PROTO_QMGR_NEW,		/* pickup/smtpd -> qmgr: [queue id] */
 	PROTO_QMGR_FLUSH,	/* sendmail -q, hermod queue flush -> qmgr: [] or [queue id] */
 	PROTO_DELIVER_REQ,	/* qmgr -> agent: see below */
-	PROTO_DELIVER_STATUS,	/* agent -> qmgr: [rcpt offset, status, dsn code, text] */
+	PROTO_DELIVER_STATUS,	/* agent -> qmgr: [rcpt offset, status, dsn code, text]; local may add
+				 * up to 900 SHA-256 hex digests of the destinations it
+				 * delivered to (duplicate filter across retries) */
 	PROTO_DELIVER_DONE,	/* agent -> qmgr: [] end of statuses for one request */
 	PROTO_AUTH_REQ,		/* server -> authd: see lib/authc.h */
 	PROTO_AUTH_REPLY,	/* authd -> server: see lib/authc.h */

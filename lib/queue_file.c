@@ -21,6 +21,7 @@
  *   the END record at the end of the file).
  */
 #include "queue_file.h"
+#include "addr.h"
 #include "conf.h"
 #include "service.h"
 #include "util.h"
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,6 +102,42 @@ int
 qf_dsn_valid(const char *s)
 {
 	return dsn_valid_n(s, strlen(s));
+}
+
+char *
+qf_rcpt_key(const char *addr, char *const *local_domains)
+{
+	struct buf local = BUF_INIT, domain = BUF_INIT, key = BUF_INIT;
+	size_t i;
+	int fold;
+
+	if (addr_split(addr, &local, &domain) < 0) {
+		buf_free(&local);
+		buf_free(&domain);
+		return xstrdup(addr);
+	}
+	fold = domain.len == 0;
+	for (i = 0; !fold && local_domains && local_domains[i]; i++)
+		fold = !strcasecmp(local_domains[i], buf_str(&domain));
+	if (fold && local.data)
+		str_lower(local.data);
+	/* LF never occurs in an envelope address: no two pairs can give
+	 * the same key */
+	buf_printf(&key, "%s\n%s", buf_str(&domain), buf_str(&local));
+	buf_free(&local);
+	buf_free(&domain);
+	return buf_steal(&key);
+}
+
+int
+qf_digest_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < QF_DIGEST_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == 0;
 }
 
 /* Split p[0..n) at NULs into exactly nf fields. */

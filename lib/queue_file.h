@@ -181,6 +181,34 @@ void qf_put_retry(struct qf_writer *w, int attempts, int64_t next_retry);
  * D of 1 to 3 digits. */
 int qf_dsn_valid(const char *s);
 
+/*
+ * Duplicate recipients (doc/queue.md, "Duplicate recipients").  Two
+ * recipients of one message are the same one when their keys are
+ * equal: the domain is compared without case, the local part exactly (RFC 5321 section 2.4: it belongs to the
+ * domain's own server) unless the domain is one whose mailboxes hermod
+ * decides -- no domain at all, or one of local_domains (mydestination,
+ * NULL for none) -- where local parts are looked up without ASCII case
+ * and so compared without it.  Quoting does not matter ("a"@b is a@b).
+ * The key is allocated; an address that does not parse is its own key.
+ */
+char *qf_rcpt_key(const char *addr, char *const *local_domains);
+
+/*
+ * Destinations already delivered (doc/queue.md, "Duplicate recipients").
+ * When a message is deferred, qmgr keeps in the new file what local
+ * reported delivered in the attempts so far -- final destinations
+ * (mailbox, Maildir, file, command with its uid, forwarded address), as
+ * SHA-256 digests in lower-case hex -- as ATTR records
+ * "delivered=DIGEST", at most QF_DELIVERED_MAX of them; local does not
+ * deliver to those again on a retry.  Only qmgr writes them: pickup
+ * and local_inject never copy them from elsewhere.
+ */
+#define QF_ATTR_DELIVERED	"delivered="
+#define QF_DELIVERED_MAX	900	/* leaves room in QF_MAX_ATTR */
+#define QF_DIGEST_LEN		64
+/* 1 if s is QF_DIGEST_LEN lower-case hex digits. */
+int qf_digest_valid(const char *s);
+
 /* Group commit: qf_commit for n files with a single fsync of active/.
  * result[i] is 0 when file i is safely in active/, -1 (logged, removed)
  * when not.  Returns the number of failures.  After qf_commit or

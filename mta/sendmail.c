@@ -673,23 +673,13 @@ rcpt_add_list(struct rcpts *r, const char *value, const char *origin)
 	return bad;
 }
 
-/* The comparison key: the address with its domain lower-cased. */
-static char *
-rcpt_key(const char *a)
-{
-	char *k = xstrdup(a);
-	const char *at = strrchr(a, '@');
-
-	if (at && !strchr(at, '"'))
-		str_lower(k + (at - a));
-	return k;
-}
-
-/* Drop duplicates, keeping the first of each in the original order. */
+/* Drop duplicates, keeping the first of each in the original order
+ * (the comparison of qf_rcpt_key: local parts of our own domains
+ * without case, of other domains exactly). */
 static void
 rcpt_dedupe(struct rcpts *r)
 {
-	char **keys;
+	char **keys, **local;
 	unsigned char *drop;
 	size_t i, n = 0;
 
@@ -697,8 +687,10 @@ rcpt_dedupe(struct rcpts *r)
 		return;
 	keys = xcalloc(r->n, sizeof(*keys));
 	drop = xcalloc(r->n, 1);
+	local = conf_list("mydestination");
 	for (i = 0; i < r->n; i++)
-		keys[i] = rcpt_key(r->v[i]);
+		keys[i] = qf_rcpt_key(r->v[i], local);
+	strv_free(local);
 	strv_mark_dups(keys, r->n, drop);
 	for (i = 0; i < r->n; i++) {
 		free(keys[i]);

@@ -100,6 +100,7 @@ struct smtpd_rcpt {
 	char *addr;
 	char *orcpt;
 	unsigned notify;
+	char *key;		/* qf_rcpt_key: a later equal RCPT is not stored again */
 };
 
 enum smtpd_mode {
@@ -162,8 +163,9 @@ struct smtpd_session {
 	long long declared_size;
 	int body, smtputf8, ret;
 	char *envid;
-	struct smtpd_rcpt *rcpt;
+	struct smtpd_rcpt *rcpt;	/* distinct recipients, in the order given */
 	size_t nrcpt, arcpt;
+	size_t nrcpt_cmds;	/* RCPTs accepted, duplicates included: the limit counts these */
 	int hold, discard;
 	char queue_id[QUEUE_ID_MAX];
 	int msg_open;		/* the store has an open message */

@@ -71,10 +71,12 @@ smtpd_txn_reset(struct smtpd_session *s)
 	for (i = 0; i < s->nrcpt; i++) {
 		free(s->rcpt[i].addr);
 		free(s->rcpt[i].orcpt);
+		free(s->rcpt[i].key);
 	}
 	free(s->rcpt);
 	s->rcpt = NULL;
 	s->nrcpt = s->arcpt = 0;
+	s->nrcpt_cmds = 0;
 	s->in_mail = 0;
 	s->declared_size = -1;
 	s->body = s->smtputf8 = s->ret = 0;
@@ -351,6 +353,36 @@ looks_like_trick(const char *arg)
 	return strpbrk(arg, "%!") || (at && strchr(at + 1, '@'));
 }
 
+/*
+ * Keep an accepted recipient, unless the transaction has it already
+ * (doc/smtpd.8, "Duplicate recipients"): as Postfix does, the client
+ * still gets its 250, and the first RCPT's NOTIFY and ORCPT stay.
+ * Linear, but bounded by smtpd_recipient_limit.
+ */
+static void
+rcpt_store(struct smtpd_session *s, const struct smtp_path *p)
+{
+	char *key = qf_rcpt_key(buf_str(&p->addr), s->cf->mydestination);
+	size_t i;
+
+	for (i = 0; i < s->nrcpt; i++)
+		if (!strcmp(s->rcpt[i].key, key)) {
+			msg_debug("%s: duplicate recipient <%s> (as <%s>) stored once",
+			    s->client_desc, buf_str(&p->addr), s->rcpt[i].addr);
+			free(key);
+			return;
+		}
+	if (s->nrcpt == s->arcpt) {
+		s->arcpt = s->arcpt ? 2 * s->arcpt : 4;
+		s->rcpt = xreallocarray(s->rcpt, s->arcpt, sizeof(*s->rcpt));
+	}
+	s->rcpt[s->nrcpt].addr = xstrdup(buf_str(&p->addr));
+	s->rcpt[s->nrcpt].orcpt = xstrdup(buf_str(&p->orcpt));
+	s->rcpt[s->nrcpt].notify = p->notify;
+	s->rcpt[s->nrcpt].key = key;
+	s->nrcpt++;
+}
+
 static void
 cmd_rcpt(struct smtpd_session *s, const char *arg)
 {
@@ -361,7 +393,7 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 		reject(s, "RCPT", "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if ((long long)s->nrcpt >= s->cf->rcpt_limit) {
+	if ((long long)s->nrcpt_cmds >= s->cf->rcpt_limit) {
 		reject(s, "RCPT", "452 4.5.3 Error: too many recipients");
 		return;
 	}
@@ -387,14 +419,8 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 	default:
 		goto rej;
 	}
-	if (s->nrcpt == s->arcpt) {
-		s->arcpt = s->arcpt ? 2 * s->arcpt : 4;
-		s->rcpt = xreallocarray(s->rcpt, s->arcpt, sizeof(*s->rcpt));
-	}
-	s->rcpt[s->nrcpt].addr = xstrdup(buf_str(&p.addr));
-	s->rcpt[s->nrcpt].orcpt = xstrdup(buf_str(&p.orcpt));
-	s->rcpt[s->nrcpt].notify = p.notify;
-	s->nrcpt++;
+	s->nrcpt_cmds++;
+	rcpt_store(s, &p);
 	smtpd_reply(s, "250 2.1.5 Ok");
 	smtp_path_free(&p);
 	buf_free(&reply);

@@ -10,7 +10,8 @@
  * every recipient that is not done into delivery requests; each request
  * is sent to an agent over a kept-open connection and answers with one
  * status per recipient; qmgr_rcpt_result() records each outcome (and
- * marks a delivered recipient done in the file at once); when the last
+ * marks a delivered recipient done in the file at once), and
+ * qmgr_delivered() the destinations local reports; when the last
  * request of the message is finished, qmgr_finish() sends the bounces
  * and notices, then removes the file or moves it to deferred/.
  */
@@ -36,6 +37,7 @@ struct rstate {
 	unsigned char result;
 	unsigned char marked;	/* its record is marked done in the file */
 	unsigned char relayed;	/* sent to a next hop without DSN ("relayed: ") */
+	unsigned char dup;	/* the same as an earlier recipient: no notice of its own */
 	char dsn[16];
 	char *text;
 	const char *relay;
@@ -49,6 +51,9 @@ struct qmsg {
 	struct rstate *rs;	/* one per env.rcpt */
 	size_t outstanding;	/* delivery requests not finished */
 	int dirty;		/* done marks not yet fsynced */
+	char **delivered;	/* destination digests local reported in this attempt */
+	size_t ndelivered;
+	int delivered_full;	/* more than QF_DELIVERED_MAX: the rest is not kept */
 	struct qmsg *hnext;	/* hash chain */
 };
 
@@ -72,6 +77,9 @@ void qmgr_load_pending(void);
 /* Record the outcome of recipient i (text is cleaned here). */
 void qmgr_rcpt_result(struct qmsg *m, size_t i, int result, const char *dsn,
     const char *text, const char *relay);
+/* local delivered a destination (a QF_DIGEST_LEN digest) for m: kept
+ * for the deferred file, so that a retry does not deliver it again. */
+void qmgr_delivered(struct qmsg *m, const char *digest);
 /* A request for m is finished (all its recipients have a result). */
 void qmgr_request_done(struct qmsg *m);
 /* The retry schedule of messages this qmgr deferred. */

@@ -15,7 +15,10 @@
  * recipients of a message that share a next hop go into requests of at
  * most smtp_destination_recipient_limit; smtp and lmtp requests both go
  * to private/smtp.  While no smtp service exists, they are deferred
- * with 4.4.0.
+ * with 4.4.0.  All the local recipients of a message go into one
+ * request (up to LOCAL_BATCH of them), so that local can deliver to a
+ * destination that two of them share only once.  Before routing, a
+ * recipient equal to an earlier one is done as its duplicate.
  *
  * Scheduling: every transport has one queue per destination (next hop)
  * and a round-robin list of the destinations that may start a request
@@ -52,7 +55,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOCAL_BATCH	50	/* recipients per local request */
+/* All the local recipients of a message go in one request when they
+ * fit, so that local's duplicate filter sees them together (doc/qmgr.8):
+ * at most this many, and half the protocol's payload limit. */
+#define LOCAL_BATCH	1000
+#define LOCAL_BATCH_BYTES	(PROTO_MAX_PAYLOAD / 2)
 #define SMTP_BATCH	50	/* default smtp_destination_recipient_limit */
 #define SMTP_CONNS	20	/* agent connections when master.conf does not say */
 #define NEXTHOP_MAX	1024	/* longest next hop accepted from a map */
@@ -528,6 +535,40 @@ out:
 	buf_free(&val);
 }
 
+/*
+ * Duplicate recipients (doc/queue.md): smtpd and sendmail store each
+ * recipient once, but a queue file may come from elsewhere (an older
+ * hermod, a tool).  A recipient with the key of an earlier one
+ * (qf_rcpt_key; done or not) is that one: it is done at once, without a
+ * delivery or a notice of its own, so the first one's NOTIFY and ORCPT
+ * decide what the sender hears -- as if it had been dropped on arrival.
+ */
+static void
+dedupe(struct qmsg *m)
+{
+	size_t n = m->env.nrcpt, i;
+	char **keys;
+	unsigned char *dup;
+
+	if (n < 2)
+		return;
+	keys = xcalloc(n, sizeof(char *));
+	dup = xcalloc(n, 1);
+	for (i = 0; i < n; i++)
+		keys[i] = qf_rcpt_key(m->env.rcpt[i].addr, mydest);
+	strv_mark_dups(keys, n, dup);
+	for (i = 0; i < n; i++) {
+		if (dup[i] && !m->env.rcpt[i].done && m->rs[i].result == RS_PENDING) {
+			m->rs[i].dup = 1;
+			qmgr_rcpt_result(m, i, RS_SENT, "2.0.0",
+			    "duplicate of an earlier recipient: delivered once", "none");
+		}
+		free(keys[i]);
+	}
+	free(keys);
+	free(dup);
+}
+
 void
 qmgr_route(struct qmsg *m)
 {
@@ -537,7 +578,9 @@ qmgr_route(struct qmsg *m)
 	char **hop = xcalloc(n ? n : 1, sizeof(char *));
 	struct route rt;
 	struct req *r = NULL;
+	size_t bytes = 0;
 
+	dedupe(m);
 	memset(&rt, 0, sizeof(rt));
 	buf_init(&rt.nexthop);
 	buf_init(&rt.text);
@@ -583,11 +626,23 @@ qmgr_route(struct qmsg *m)
 	buf_free(&rt.text);
 	/* local: batches in file order */
 	for (i = 0; i < n; i++) {
+		size_t need;
+
 		if (where[i] != 1)
 			continue;
-		if (!r)
+		/* the fields of one recipient, with their length prefixes */
+		need = 48 + strlen(m->env.rcpt[i].addr) + strlen(m->env.rcpt[i].orcpt);
+		if (r && bytes + need > LOCAL_BATCH_BYTES) {
+			enqueue(&tr_local, r, 0);
+			m->outstanding++;
+			r = NULL;
+		}
+		if (!r) {
 			r = req_new(m, &tr_local, "", tr_local.batch);
+			bytes = 0;
+		}
 		r->idx[r->n++] = i;
+		bytes += need;
 		if (r->n == tr_local.batch) {
 			enqueue(&tr_local, r, 0);
 			m->outstanding++;
@@ -838,6 +893,7 @@ conn_message(struct conn *c, const struct proto_msg *pm)
 	const char *st, *dsn;
 	long long off;
 	long k;
+	size_t j;
 	int result;
 
 	if (!r)
@@ -856,8 +912,12 @@ conn_message(struct conn *c, const struct proto_msg *pm)
 	}
 	if (pm->type != PROTO_DELIVER_STATUS)
 		return "unexpected message type";
-	if (pm->nfields != 4)
+	/* local may add the digests of the destinations it delivered */
+	if (pm->nfields < 4 || pm->nfields > 4 + (c->t == &tr_local ? QF_DELIVERED_MAX : 0))
 		return "status with the wrong number of fields";
+	for (j = 4; j < pm->nfields; j++)
+		if (!qf_digest_valid(proto_field(pm, j)))
+			return "malformed destination digest in a status";
 	if (parse_ll(proto_field(pm, 0), 0, (long long)1 << 50, &off) < 0 ||
 	    (k = req_find(r, off)) < 0)
 		return "status for a recipient not in the request";
@@ -877,6 +937,8 @@ conn_message(struct conn *c, const struct proto_msg *pm)
 		return "status code does not match the status";
 	r->answered[k] = 1;
 	r->nanswered++;
+	for (j = 4; j < pm->nfields; j++)
+		qmgr_delivered(r->m, proto_field(pm, j));
 	qmgr_rcpt_result(r->m, r->idx[k], result, dsn, proto_field(pm, 3), c->t->name);
 	return NULL;
 }

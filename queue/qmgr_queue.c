@@ -91,22 +91,29 @@ qmgr_queue_init(void)
 	mail_name = conf_str("mail_name");
 	double_bounce = conf_str("double_bounce_sender");
 
-	/* every message in memory holds its file open */
+	/* Every message in memory holds its file open, so the open file
+	 * limit bounds qmgr_message_active_limit.  The default (20000) is
+	 * above most systems' limits: that is expected, not a problem, so
+	 * it is said once, at start, as information (doc/qmgr.8). */
 	v = conf_int("qmgr_message_active_limit");
 	active_limit = v > 0 ? (size_t)v : 1;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		if (rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			(void)setrlimit(RLIMIT_NOFILE, &rl);
-			(void)getrlimit(RLIMIT_NOFILE, &rl);
-		}
-		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < active_limit + 200) {
-			size_t lim = rl.rlim_cur > 300 ? (size_t)rl.rlim_cur - 200 : 100;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		msg_warn("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = rl;
 
-			msg_info("qmgr_message_active_limit %zu reduced to %zu by the open file limit",
-			    active_limit, lim);
-			active_limit = lim;
-		}
+		raised.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl = raised;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < active_limit + 200) {
+		size_t lim = rl.rlim_cur > 300 ? (size_t)rl.rlim_cur - 200 : 100;
+
+		msg_info("at most %zu messages in memory (qmgr_message_active_limit %zu; open file limit %llu)",
+		    lim, active_limit, (unsigned long long)rl.rlim_cur);
+		active_limit = lim;
 	}
 }
 
@@ -149,6 +156,9 @@ msg_forget(struct qmsg *m)
 	for (i = 0; i < m->env.nrcpt; i++)
 		free(m->rs[i].text);
 	free(m->rs);
+	for (i = 0; i < m->ndelivered; i++)
+		free(m->delivered[i]);
+	free(m->delivered);
 	qf_envelope_free(&m->env);
 	free(m);
 	nactive--;
@@ -306,8 +316,61 @@ qmgr_rcpt_result(struct qmsg *m, size_t i, int result, const char *dsn,
 	    m->env.rcpt[i].addr, relay, delay, r->dsn, words[result], r->text);
 	/* Delivered and nothing to report: done now.  Everything else is
 	 * marked in qmgr_finish, after its notice is safe. */
-	if (result == RS_SENT && !(m->env.rcpt[i].notify & DSN_NOTIFY_SUCCESS))
+	if (result == RS_SENT && (r->dup || !(m->env.rcpt[i].notify & DSN_NOTIFY_SUCCESS)))
 		mark_done(m, i);
+}
+
+void
+qmgr_delivered(struct qmsg *m, const char *digest)
+{
+	if (m->ndelivered >= QF_DELIVERED_MAX) {
+		if (!m->delivered_full)
+			msg_info("%s: more than %d destinations delivered: if it is retried, "
+			    "the others may get a second copy", m->id, QF_DELIVERED_MAX);
+		m->delivered_full = 1;
+		return;
+	}
+	m->delivered = xreallocarray(m->delivered, m->ndelivered + 1, sizeof(char *));
+	m->delivered[m->ndelivered++] = xstrdup(digest);
+}
+
+/*
+ * The destinations delivered so far, for the deferred file: those the
+ * file had (copied with the other attributes) and those reported in
+ * this attempt, each once, within QF_DELIVERED_MAX and QF_MAX_ATTR.
+ */
+static void
+put_delivered(struct qf_writer *w, struct qmsg *m)
+{
+	size_t nattr = strv_len(m->env.attrs), nold = 0, n, i, k;
+	size_t plen = strlen(QF_ATTR_DELIVERED);
+	char **keys;
+	unsigned char *dup;
+	struct buf b = BUF_INIT;
+
+	if (!m->ndelivered)
+		return;
+	keys = xcalloc(nattr + m->ndelivered, sizeof(char *));
+	for (i = 0; i < nattr; i++)
+		if (!strncmp(m->env.attrs[i], QF_ATTR_DELIVERED, plen))
+			keys[nold++] = m->env.attrs[i] + plen;
+	for (i = 0; i < m->ndelivered; i++)
+		keys[nold + i] = m->delivered[i];
+	n = nold + m->ndelivered;
+	dup = xcalloc(n, 1);
+	strv_mark_dups(keys, n, dup);
+	for (i = nold, k = nold; i < n && k < QF_DELIVERED_MAX && nattr < QF_MAX_ATTR; i++) {
+		if (dup[i])
+			continue;
+		buf_reset(&b);
+		buf_printf(&b, "%s%s", QF_ATTR_DELIVERED, keys[i]);
+		qf_put_str(w, QREC_ATTR, buf_str(&b));
+		k++;
+		nattr++;
+	}
+	buf_free(&b);
+	free(dup);
+	free(keys);
 }
 
 static int
@@ -474,6 +537,7 @@ defer_message(struct qmsg *m, int attempts, int64_t next, int warned, int held)
 		qf_put_str(&w, QREC_RET, m->env.ret);
 	for (k = 0; m->env.attrs && m->env.attrs[k]; k++)
 		qf_put_str(&w, QREC_ATTR, m->env.attrs[k]);
+	put_delivered(&w, m);
 	for (i = 0; i < m->env.nrcpt; i++) {
 		const struct qf_rcpt *r = &m->env.rcpt[i];
 		off_t off;
@@ -650,14 +714,14 @@ qmgr_finish(struct qmsg *m)
 	 * handed it to a next hop without DSN (RFC 3461 section 6.2.3.3).
 	 * A next hop that took NOTIFY along reports for itself. */
 	for (nidx = 0, i = 0; i < n; i++)
-		if (m->rs[i].result == RS_SENT && !m->rs[i].relayed &&
+		if (m->rs[i].result == RS_SENT && !m->rs[i].relayed && !m->rs[i].dup &&
 		    !(m->rs[i].relay && !strcmp(m->rs[i].relay, "smtp")) &&
 		    (m->env.rcpt[i].notify & DSN_NOTIFY_SUCCESS))
 			idx[nidx++] = i;
 	if (nidx && can_notify)
 		(void)notice(m, BOUNCE_DELIVERED, idx, nidx, 0);
 	for (nidx = 0, i = 0; i < n; i++)
-		if (m->rs[i].result == RS_SENT && m->rs[i].relayed &&
+		if (m->rs[i].result == RS_SENT && m->rs[i].relayed && !m->rs[i].dup &&
 		    (m->env.rcpt[i].notify & DSN_NOTIFY_SUCCESS))
 			idx[nidx++] = i;
 	if (nidx && can_notify)

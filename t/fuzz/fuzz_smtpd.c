@@ -73,9 +73,18 @@ static void
 f_commit(void *ctx, int hold)
 {
 	struct fake *f = ctx;
+	size_t i, j;
 
 	if (!f->open)
 		__builtin_trap();
+	/* what is stored has no two equal recipients, and never more
+	 * than the RCPTs that were accepted */
+	if (f->s->nrcpt > f->s->nrcpt_cmds)
+		__builtin_trap();
+	for (i = 0; i < f->s->nrcpt; i++)
+		for (j = i + 1; j < f->s->nrcpt; j++)
+			if (!strcmp(f->s->rcpt[i].key, f->s->rcpt[j].key))
+				__builtin_trap();
 	f->open = 0;
 	smtpd_session_commit_done(f->s, f->flip++ % 5 != 4);
 }

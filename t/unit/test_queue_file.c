@@ -697,6 +697,52 @@ test_commit(void)
 	buf_free(&err);
 }
 
+/* qf_rcpt_key: which recipients of one message are the same one. */
+static void
+test_rcpt_key(void)
+{
+	char *local[] = { "example.test", "Other.Test", NULL };
+	static const struct { const char *a, *b; int same; } c[] = {
+		{ "alice@example.test", "alice@EXAMPLE.test", 1 },
+		{ "alice@example.test", "Alice@example.test", 1 },	/* hermod's own mailbox */
+		{ "alice@example.test", "ALICE@Example.Test", 1 },
+		{ "bob@other.test", "BOB@other.test", 1 },
+		{ "alice", "ALICE", 1 },				/* unqualified: local */
+		{ "u@remote.test", "u@REMOTE.TEST", 1 },
+		{ "u@remote.test", "U@remote.test", 0 },		/* RFC 5321 2.4 */
+		{ "\"u\"@remote.test", "u@remote.test", 1 },		/* quoting does not matter */
+		{ "alice@example.test", "alice@remote.test", 0 },
+		{ "alice+x@example.test", "alice@example.test", 0 },	/* local decides later */
+		{ "\"a@b\"@c.test", "a@\"b@c.test\"", 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char *ka = qf_rcpt_key(c[i].a, local), *kb = qf_rcpt_key(c[i].b, local);
+
+		ok((strcmp(ka, kb) == 0) == c[i].same, "rcpt key: %s %s %s", c[i].a,
+		    c[i].same ? "==" : "!=", c[i].b);
+		free(ka);
+		free(kb);
+	}
+	{
+		char *ka = qf_rcpt_key("Alice@example.test", NULL), *kb = qf_rcpt_key("alice@example.test", NULL);
+
+		ok(strcmp(ka, kb) != 0, "rcpt key: no local domains, local parts keep their case");
+		free(ka);
+		free(kb);
+	}
+	ok(qf_digest_valid("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+	    "digest: 64 lower-case hex digits");
+	ok(!qf_digest_valid("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"),
+	    "digest: upper case refused");
+	ok(!qf_digest_valid("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"),
+	    "digest: too short");
+	ok(!qf_digest_valid("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0"),
+	    "digest: too long");
+	ok(!qf_digest_valid(""), "digest: empty");
+}
+
 int
 main(void)
 {
@@ -714,6 +760,7 @@ main(void)
 	test_writer();
 	test_ids();
 	test_commit();
+	test_rcpt_key();
 	buf_printf(&cmd, "rm -rf %s", tmpdir);
 	if (system(buf_str(&cmd)) != 0)
 		printf("# cleanup of %s failed\n", tmpdir);
