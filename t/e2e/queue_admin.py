@@ -112,7 +112,7 @@ with Instance(users=["alice"], conf={"minimal_backoff_time": "300s", "queue_run_
     n_a = attempts(a)
     p = q("requeue", "ALL")
     t.ok(p.returncode == 0 and b"2 messages requeued" in p.stdout, "queue requeue ALL", p.stdout + p.stderr)
-    t.ok(wait_until(lambda: attempts(a) > n_a and attempts(b) > n_b, 10), "requeue ALL retried both", h.log())
+    t.ok(wait_until(lambda: attempts(a) > n_a and attempts(b) > n_b, 30), "requeue ALL retried both", h.log())
     t.is_(q("requeue", "00NoSuchMessage0").returncode, EX_NOINPUT, "requeue of an unknown ID: EX_NOINPUT")
 
     # hold while it is being delivered: the attempt finishes, the result
@@ -125,7 +125,7 @@ with Instance(users=["alice"], conf={"minimal_backoff_time": "300s", "queue_run_
         c = c[0]
         p = q("hold", c)
         t.is_(p.returncode, 0, "hold of an active message", p.stderr)
-        t.ok(wait_until(lambda: ("%s: on hold" % c) in h.log(), 15), "qmgr finished the attempt and kept it on hold", h.log())
+        t.ok(wait_until(lambda: ("%s: on hold" % c) in h.log(), 30), "qmgr finished the attempt and kept it on hold", h.log())
         time.sleep(0.3)
         t.ok(find(h, "hold", c) and not find(h, "deferred", c) and not find(h, "active", c), "only in hold/")
         out = q("show", c).stdout.decode()
