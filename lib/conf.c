@@ -545,8 +545,10 @@ master_conf_load(const char *path, struct master_service **svcs, size_t *nsvcs, 
 			strv_free(f);
 			goto fail;
 		}
-		if (strcmp(f[2], "inet") && strcmp(f[2], "unix") && strcmp(f[2], "none")) {
-			buf_printf(err, "%s:%d: bad service type %s (inet, unix, none)", path, lineno, f[2]);
+		if (strcmp(f[2], "inet") && strcmp(f[2], "unix") && strcmp(f[2], "unix-dgram") &&
+		    strcmp(f[2], "none")) {
+			buf_printf(err, "%s:%d: bad service type %s (inet, unix, unix-dgram, none)",
+			    path, lineno, f[2]);
 			strv_free(f);
 			goto fail;
 		}

@@ -45,7 +45,7 @@ void conf_queue_path(struct buf *out, const char *rel);
 struct master_service {
 	char *name;		/* service name (unique) */
 	char *listen;		/* host:port, or a path relative to the queue dir, or "-" */
-	char *type;		/* inet, unix, or none */
+	char *type;		/* inet, unix (stream), unix-dgram (postlogd), or none */
 	int private_;		/* 'y': socket under private/ (documentation only) */
 	int proclimit;		/* most processes at once */
 	char **argv;		/* program and arguments */

@@ -22,6 +22,31 @@
 
 static char *svc_name;
 
+/* maillog_file: from now on this daemon's lines go to postlogd.  The
+ * socket is connected here, before any chroot, as syslog's would be. */
+static void
+service_log_setup(void)
+{
+	const char *file = conf_str("maillog_file");
+	struct buf sock = BUF_INIT, err = BUF_INIT;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (!*file || log_stderr_only())
+		return;
+	/* a root daemon that has to create the file gives it to
+	 * mail_owner, the user postlogd runs as */
+	if (geteuid() == 0 && conf_privileged() && priv_owner(&uid, &gid) < 0) {
+		uid = (uid_t)-1;
+		gid = (gid_t)-1;
+	}
+	conf_queue_path(&sock, LOG_POSTLOG_SOCKET);
+	if (log_postlog_open(buf_str(&sock), file, uid, gid, &err) < 0)
+		msg_warn("%s; logging to syslog", buf_str(&err));
+	buf_free(&sock);
+	buf_free(&err);
+}
+
 int
 service_init(const char *progname, int argc, char **argv)
 {
@@ -67,6 +92,7 @@ service_init(const char *progname, int argc, char **argv)
 		conf_set(name, eq + 1);
 		free(name);
 	}
+	service_log_setup();
 	return i;
 }
 
@@ -237,6 +263,9 @@ priv_drop_to_owner_chroot(const char *dir)
 		msg_fatal("mail_owner %s has uid 0", owner);
 	if (initgroups(owner, gid) < 0)
 		msg_fatal("initgroups %s: %s", owner, strerror(errno));
+	/* the postlog socket is connected already; the file for the
+	 * fallback cannot be opened from inside */
+	log_postlog_keep_file();
 	if (chroot(dir) < 0 || chdir("/") < 0)
 		msg_fatal("chroot %s: %s", dir, strerror(errno));
 	if (set_ids(uid, gid) < 0)

@@ -23,7 +23,9 @@
 /* Parse the common daemon options (-C dir, -s name, -v, and any number
  * of -o name=value overrides from master.conf, applied after the
  * configuration is loaded; an unknown name is fatal), initialise
- * logging as hermod/NAME and load the configuration (fatal on error).
+ * logging as hermod/NAME and load the configuration (fatal on error);
+ * with maillog_file set (and stderr not the log) the daemon's lines go
+ * to postlogd from then on (lib/log.h).
  * Returns the index of the first argument it did not consume. */
 int service_init(const char *progname, int argc, char **argv);
 const char *service_name(void);

@@ -4,6 +4,7 @@
  *   hermod [-C DIR] [-v] COMMAND [ARGS]
  *     init DIR [--domain D] [--port-base N] [--rootless] [--force]
  *     start [--foreground] | stop | status | reload
+ *     log reopen            (postlogd reopens maillog_file, for logrotate)
  *     config [-n] [NAME ...]
  *     user add NAME | user del NAME | user list
  *     map build TYPE:PATH [--aliases] | map lookup TYPE:PATH KEY
@@ -30,12 +31,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -43,6 +48,7 @@
 
 #define START_TIMEOUT_MS	10000
 #define STOP_TIMEOUT_MS		15000
+#define LOG_REOPEN_TIMEOUT_MS	5000
 
 static char *opt_confdir;
 
@@ -67,6 +73,7 @@ usage(FILE *fp)
 	    "                        make an instance in DIR\n"
 	    "  start [--foreground]  start hermod-master\n"
 	    "  stop | status | reload\n"
+	    "  log reopen            postlogd reopens maillog_file (after logrotate)\n"
 	    "  config [-n] [NAME ...]\n"
 	    "                        print parameters (-n: only those set in hermod.conf)\n"
 	    "  user add NAME         add a virtual user (password: first line of stdin)\n"
@@ -437,6 +444,125 @@ cmd_status(int argc, char **argv)
 	return 0;
 }
 
+/* "log reopen": a "C1 reopen" datagram on the postlog socket.  postlogd
+ * takes it only from root or its own user, as the kernel tells it
+ * (SCM_CREDENTIALS), and answers to our autobound address; the request
+ * waits in the socket behind the lines sent before it, so those are in
+ * the old file. */
+static int
+cmd_log(int argc, char **argv)
+{
+	struct buf sock = BUF_INIT;
+	struct sockaddr_un sun;
+	struct pollfd p;
+	char answer[512];
+	const char *req = "C1 reopen";
+	ssize_t n;
+	long pid;
+	int fd, rc, r;
+
+	if (argc != 2 || strcmp(argv[1], "reopen")) {
+		hermod_say("log: want: log reopen");
+		return EX_USAGE;
+	}
+	if ((rc = hermod_load_conf()) != 0)
+		return rc;
+	if (!*conf_str("maillog_file")) {
+		hermod_say("maillog_file is not set: the log goes to syslog, there is no file to reopen");
+		return EX_CONFIG;
+	}
+	conf_queue_path(&sock, LOG_POSTLOG_SOCKET);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (sock.len >= sizeof(sun.sun_path)) {
+		hermod_say("%s: socket path too long", buf_str(&sock));
+		buf_free(&sock);
+		return EX_CONFIG;
+	}
+	memcpy(sun.sun_path, sock.data, sock.len);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		hermod_say("socket: %s", strerror(errno));
+		buf_free(&sock);
+		return EX_OSERR;
+	}
+	/* an address of our own (autobind: a unique abstract name), so
+	 * that postlogd can answer */
+	{
+		struct sockaddr_un me = { .sun_family = AF_UNIX };
+
+		if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0) {
+			hermod_say("bind: %s", strerror(errno));
+			rc = EX_OSERR;
+			goto out;
+		}
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int saved = errno;
+
+		if (saved == EACCES || saved == EPERM) {
+			hermod_say("%s: %s (run it as root or as mail_owner)", buf_str(&sock), strerror(saved));
+			rc = EX_NOPERM;
+		} else if ((pid = master_pid_or_say()) == 0) {
+			hermod_say("hermod is not running");
+			rc = 1;
+		} else if (pid > 0) {
+			hermod_say("%s: %s: master.conf has no postlogd service (unix-dgram on %s)",
+			    buf_str(&sock), strerror(saved), LOG_POSTLOG_SOCKET);
+			rc = EX_UNAVAILABLE;
+		} else
+			rc = EX_TEMPFAIL;
+		goto out;
+	}
+	/* a busy instance may have filled the queue for a moment: wait
+	 * for room, as long as for the answer */
+	{
+		struct timeval tv = { LOG_REOPEN_TIMEOUT_MS / 1000, 0 };
+
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+			hermod_say("setsockopt: %s", strerror(errno));
+			rc = EX_OSERR;
+			goto out;
+		}
+	}
+	if (send(fd, req, strlen(req), 0) != (ssize_t)strlen(req)) {
+		hermod_say("send to %s: %s", buf_str(&sock), errno == EAGAIN ?
+		    "postlogd is not reading (its queue is full)" : strerror(errno));
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
+	p.fd = fd;
+	p.events = POLLIN;
+	while ((r = poll(&p, 1, LOG_REOPEN_TIMEOUT_MS)) < 0 && errno == EINTR)
+		;
+	if (r <= 0) {
+		hermod_say("postlogd did not answer within %d s (it reopens the file when it reads the request)",
+		    LOG_REOPEN_TIMEOUT_MS / 1000);
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
+	if ((n = recv(fd, answer, sizeof(answer) - 1, 0)) < 0) {
+		hermod_say("recv: %s", strerror(errno));
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
+	answer[n] = 0;
+	/* the answer is postlogd's, but printed safely all the same */
+	for (r = 0; r < n; r++)
+		if ((unsigned char)answer[r] < 0x20 || answer[r] == 0x7f)
+			answer[r] = '?';
+	if (!strncmp(answer, "ok ", 3)) {
+		hermod_say("%s", answer + 3);
+		rc = 0;
+	} else {
+		hermod_say("postlogd: %s", !strncmp(answer, "error ", 6) ? answer + 6 : answer);
+		rc = strstr(answer, "only root") ? EX_NOPERM : EX_TEMPFAIL;
+	}
+out:
+	close(fd);
+	buf_free(&sock);
+	return rc;
+}
+
 static int
 cmd_config(int argc, char **argv)
 {
@@ -545,6 +671,7 @@ main(int argc, char **argv)
 		{ "stop", cmd_stop },
 		{ "status", cmd_status },
 		{ "reload", cmd_reload },
+		{ "log", cmd_log },
 		{ "config", cmd_config },
 		{ "user", hermod_user },
 		{ "map", cmd_map },

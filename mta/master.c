@@ -24,6 +24,13 @@
  * $service_throttle_time, so a broken service never fork-loops and
  * never affects the others.  A process that ran longer resets the count.
  *
+ * A unix-dgram service (postlogd on public/postlog) gets a datagram
+ * socket with SO_PASSCRED set, is started before the others and stopped
+ * after them.  With maillog_file set the master makes the file (and its
+ * folder, for mail_owner) before it detaches, and once detached sends
+ * its own lines to postlogd (lib/log.h); the socket it owns outlives a
+ * postlogd restart, so lines sent meanwhile wait in it.
+ *
  * Signals (all through a self-pipe into one poll() loop): SIGCHLD reaps;
  * SIGHUP re-reads both files (validated first in a child, so a broken
  * file keeps the old configuration), starts new services, stops removed
@@ -96,6 +103,7 @@ static struct spool_owner owner;
 static int foreground;
 static int sigpipe_fds[2] = { -1, -1 };
 static int stopping, killed;
+static int log_stop_pending;	/* the datagram services stop last */
 static int64_t stop_deadline;
 static int lockfd = -1;
 
@@ -135,9 +143,15 @@ setup_signals(void)
 /* listening sockets */
 
 static int
+is_dgram(const struct svc *s)
+{
+	return !strcmp(s->c.type, "unix-dgram");
+}
+
+static int
 is_unix(const struct svc *s)
 {
-	return !strcmp(s->c.type, "unix");
+	return !strcmp(s->c.type, "unix") || is_dgram(s);
 }
 
 static int
@@ -147,7 +161,7 @@ bind_unix(struct svc *s, struct buf *err)
 	struct sockaddr_un sun;
 	struct stat st;
 	mode_t old, mode;
-	int fd;
+	int fd, one = 1;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -167,8 +181,15 @@ bind_unix(struct svc *s, struct buf *err)
 			return -1;
 		}
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+	if ((fd = socket(AF_UNIX, (is_dgram(s) ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0)) < 0) {
 		buf_printf(err, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* a datagram service learns each sender's pid and uid from the
+	 * kernel; set here, before the first datagram can arrive */
+	if (is_dgram(s) && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+		buf_printf(err, "setsockopt SO_PASSCRED: %s", strerror(errno));
+		close(fd);
 		return -1;
 	}
 	old = umask(0177);
@@ -189,7 +210,7 @@ bind_unix(struct svc *s, struct buf *err)
 		unlink(path);
 		return -1;
 	}
-	if (listen(fd, SOMAXCONN) < 0) {
+	if (!is_dgram(s) && listen(fd, SOMAXCONN) < 0) {
 		buf_printf(err, "listen %s/%s: %s", queue_dir, path, strerror(errno));
 		close(fd);
 		unlink(path);
@@ -482,20 +503,25 @@ spawn(struct svc *s, int64_t now)
 }
 
 /* Start what is missing: one process per service, and another when
- * none is idle, up to the limit. */
+ * none is idle, up to the limit.  Datagram services (postlogd) go
+ * first, so that the others' first lines find their reader. */
 static void
 maintain(int64_t now)
 {
 	struct svc *s;
+	int pass;
 
 	if (stopping)
 		return;
-	for (s = services; s; s = s->next) {
-		if (s->removed || s->broken || s->c.proclimit <= 0 || now < s->throttle_until)
-			continue;
-		if (s->nproc < s->c.proclimit && (s->nproc == 0 || s->navail == 0))
-			(void)spawn(s, now);
-	}
+	for (pass = 0; pass < 2; pass++)
+		for (s = services; s; s = s->next) {
+			if (is_dgram(s) != (pass == 0))
+				continue;
+			if (s->removed || s->broken || s->c.proclimit <= 0 || now < s->throttle_until)
+				continue;
+			if (s->nproc < s->c.proclimit && (s->nproc == 0 || s->navail == 0))
+				(void)spawn(s, now);
+		}
 }
 
 static void
@@ -598,6 +624,97 @@ reap(void)
 }
 
 /* ---------------------------------------------------------------- */
+/* maillog_file */
+
+/* The folder and the file, made before postlogd needs them: postlogd
+ * runs as mail_owner and may not be able to create them itself.  A
+ * folder made here belongs to mail_owner (so that postlogd can create
+ * the file again after a rotation); one that exists is left as it is.
+ * 0 ok, -1 with err set. */
+static int
+maillog_prepare(struct buf *err)
+{
+	const char *file = conf_str("maillog_file");
+	uid_t uid = owner.privileged && geteuid() == 0 ? owner.uid : (uid_t)-1;
+	gid_t gid = owner.privileged && geteuid() == 0 ? owner.gid : (gid_t)-1;
+	char *dir, *slash;
+	struct stat st;
+	int fd, rc = 0;
+
+	if (!*file)
+		return 0;
+	if (*file != '/') {
+		buf_printf(err, "maillog_file %s: not an absolute path", file);
+		return -1;
+	}
+	dir = xstrdup(file);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (stat(dir, &st) < 0 && errno == ENOENT) {
+			if (mkdir_p(dir, 0755) < 0 ||
+			    (uid != (uid_t)-1 && chown(dir, uid, gid) < 0) || chmod(dir, 0750) < 0) {
+				buf_printf(err, "maillog_file: make %s: %s", dir, strerror(errno));
+				rc = -1;
+			}
+		}
+	}
+	free(dir);
+	if (rc == 0) {
+		if ((fd = log_file_open(file, 1, uid, gid, err)) < 0)
+			return -1;
+		/* a file root made (touch, an old logrotate "create") would
+		 * shut postlogd out: give it to mail_owner, as the spool's
+		 * folders are repaired */
+		if (uid != (uid_t)-1 && fstat(fd, &st) == 0 && st.st_uid != uid) {
+			msg_warn("%s: owner %ld:%ld, setting %ld:%ld", file, (long)st.st_uid,
+			    (long)st.st_gid, (long)uid, (long)gid);
+			if (fchown(fd, uid, gid) < 0) {
+				buf_printf(err, "chown %s: %s", file, strerror(errno));
+				rc = -1;
+			}
+		}
+		close(fd);
+	}
+	return rc;
+}
+
+/* The master's own lines go to postlogd like everyone's (when postlogd
+ * is away, the master appends them itself: as root it always can). */
+static void
+master_log_setup(void)
+{
+	const char *file = conf_str("maillog_file");
+	struct buf sock = BUF_INIT, err = BUF_INIT;
+	struct svc *s;
+
+	if (log_stderr_only())
+		return;
+	if (!*file) {
+		log_postlog_close();
+		log_init("master", 0);
+		return;
+	}
+	buf_printf(&sock, "%s/%s", queue_dir, LOG_POSTLOG_SOCKET);
+	if (log_postlog_open(buf_str(&sock), file,
+	    owner.privileged && geteuid() == 0 ? owner.uid : (uid_t)-1,
+	    owner.privileged && geteuid() == 0 ? owner.gid : (gid_t)-1, &err) < 0) {
+		log_postlog_close();
+		log_init("master", 0);
+		msg_error("%s; logging to syslog", buf_str(&err));
+	}
+	for (s = services; s; s = s->next)
+		if (!s->removed && !s->broken && is_dgram(s) && !strcmp(s->c.listen, LOG_POSTLOG_SOCKET))
+			break;
+	if (!s)
+		msg_warn("maillog_file is set, but master.conf has no unix-dgram service on %s "
+		    "(postlogd): each daemon appends to %s itself, and a chrooted smtpd cannot",
+		    LOG_POSTLOG_SOCKET, file);
+	buf_free(&sock);
+	buf_free(&err);
+}
+
+/* ---------------------------------------------------------------- */
 /* configuration */
 
 static struct svc *
@@ -627,7 +744,7 @@ load_master_conf(struct master_service **v, size_t *n, struct buf *err)
 	for (i = 0; rc == 0 && i < *n; i++) {
 		const char *l = (*v)[i].listen;
 
-		if (!strcmp((*v)[i].type, "unix") && (!strcmp(l, "-") || strstr(l, ".."))) {
+		if (!strncmp((*v)[i].type, "unix", 4) && (!strcmp(l, "-") || strstr(l, ".."))) {
 			buf_printf(err, "%s:%d: service %s: want a socket path inside queue_directory",
 			    buf_str(&path), (*v)[i].line, (*v)[i].name);
 			master_conf_free(*v, *n);
@@ -661,6 +778,11 @@ reload_check(void)
 		}
 		(void)conf_time("service_throttle_time");	/* fatal when bad */
 		(void)conf_bool("privileged");
+		if (*conf_str("maillog_file") && *conf_str("maillog_file") != '/') {
+			msg_error("reload: maillog_file %s: not an absolute path; keeping the running configuration",
+			    conf_str("maillog_file"));
+			_exit(EX_CONFIG);
+		}
 		if (load_master_conf(&v, &n, &err) < 0) {
 			msg_error("reload: %s; keeping the running configuration", buf_str(&err));
 			_exit(EX_CONFIG);
@@ -775,6 +897,11 @@ reload(void)
 		sp = &s->next;
 	}
 	master_conf_free(v, n);
+	buf_reset(&err);
+	/* postlogd, restarted like every process, reopens the file */
+	if (!log_stderr_only() && maillog_prepare(&err) < 0)
+		msg_error("reload: %s", buf_str(&err));
+	master_log_setup();
 	buf_free(&err);
 }
 
@@ -782,21 +909,33 @@ reload(void)
 /* start and stop */
 
 static void
-begin_stop(int sig)
+stop_procs(int dgram)
 {
 	struct svc *s;
 	struct proc *p;
 
-	msg_info("terminating on signal %d", sig);
-	stopping = 1;
-	stop_deadline = mono_ms() + STOP_GRACE_MS;
-	for (s = services; s; s = s->next)
+	for (s = services; s; s = s->next) {
+		if (is_dgram(s) != dgram)
+			continue;
 		for (p = s->procs; p; p = p->next) {
 			p->retiring = 0;	/* proc_retire sends again */
 			if (p->avail)
 				s->navail++;
 			proc_retire(s, p);
 		}
+	}
+}
+
+/* postlogd is told last, once every other process has gone, so that
+ * their last lines (and ours) are still written. */
+static void
+begin_stop(int sig)
+{
+	msg_info("terminating on signal %d", sig);
+	stopping = 1;
+	stop_deadline = mono_ms() + STOP_GRACE_MS;
+	stop_procs(0);
+	log_stop_pending = 1;
 }
 
 static int
@@ -807,6 +946,18 @@ nprocs(void)
 
 	for (s = services; s; s = s->next)
 		n += s->nproc;
+	return n;
+}
+
+static int
+nprocs_not_dgram(void)
+{
+	struct svc *s;
+	int n = 0;
+
+	for (s = services; s; s = s->next)
+		if (!is_dgram(s))
+			n += s->nproc;
 	return n;
 }
 
@@ -979,9 +1130,13 @@ main(int argc, char **argv)
 		msg_fatal_status(EX_NOPERM, "%s is a privileged instance: start it as root", confdir);
 	if (spool_owner_get(&owner, &err) < 0)
 		msg_fatal_status(EX_CONFIG, "%s", buf_str(&err));
+	umask(022);
+	/* said to the caller of hermod start, before it is detached */
+	e = getenv("HERMOD_LOG_STDERR");
+	if (!foreground && !(e && *e == '1') && maillog_prepare(&err) < 0)
+		msg_fatal_status(EX_CANTCREAT, "%s", buf_str(&err));
 	if (!foreground)
 		readyfd = daemonize();
-	umask(022);
 	devnull_to(0);
 	if (spool_make(&owner, 1, &err) < 0)
 		msg_fatal("%s", buf_str(&err));
@@ -1007,6 +1162,7 @@ main(int argc, char **argv)
 		e = getenv("HERMOD_LOG_STDERR");
 		if (!(e && *e == '1')) {
 			log_init("master", 0);
+			master_log_setup();
 			devnull_to(2);
 		}
 		devnull_to(1);
@@ -1085,6 +1241,10 @@ main(int argc, char **argv)
 			reload();
 		now = mono_ms();
 		if (stopping) {
+			if (log_stop_pending && nprocs_not_dgram() == 0) {
+				log_stop_pending = 0;
+				stop_procs(1);
+			}
 			if (nprocs() == 0)
 				finish();
 			if (now >= stop_deadline) {
