@@ -325,7 +325,12 @@ cmd_start(int argc, char **argv)
 		hermod_say("hermod-master exited at once");
 		return EX_TEMPFAIL;
 	}
-	hermod_say("started (pid %ld)", pid);
+	if (*conf_str("maillog_file"))
+		hermod_say("started (pid %ld); log: %s", pid, conf_str("maillog_file"));
+	else
+		hermod_say("started (pid %ld); log: syslog, facility mail%s", pid,
+		    access("/dev/log", F_OK) == 0 ? "" :
+		    " (but this machine has no /dev/log: set maillog_file in hermod.conf)");
 	return 0;
 }
 

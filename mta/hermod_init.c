@@ -61,6 +61,8 @@ struct init_opts {
 	char *hostname;
 	struct buf qdir;	/* queue_directory */
 	struct buf mailbase;	/* virtual_mailbox_base */
+	struct buf maillog;	/* maillog_file when there is no syslog */
+	int syslog;		/* the machine has a syslog socket */
 	int installed;		/* DIR is the installed system's (/etc/hermod) */
 };
 
@@ -283,6 +285,15 @@ hermod_conf_text(struct buf *t, const struct init_opts *o)
 		buf_printf(t,
 		    "# the instance user's own mbox (a rootless instance cannot write /var/mail)\n"
 		    "mail_spool_directory = %s/mailspool\n", d);
+	if (o->syslog)
+		buf_printf(t,
+		    "\n# logs go to syslog (facility mail); to have them in one file instead:\n"
+		    "# maillog_file = %s\n", buf_str(&o->maillog));
+	else
+		buf_printf(t,
+		    "\n# this machine had no syslog socket (/dev/log) when hermod init ran:\n"
+		    "# every daemon logs through postlogd into this file\n"
+		    "maillog_file = %s\n", buf_str(&o->maillog));
 	buf_printf(t, "\n# network services listen on loopback only\ninet_interfaces = 127.0.0.1\n");
 	buf_printf(t, "# TLS for smtpd, popd and imapd: %s/tls/cert.pem and key.pem (made\n"
 	    "# self-signed by hermod init; replace them with your own)\n", d);
@@ -424,6 +435,16 @@ out:
 	return rc;
 }
 
+/* 1 if a syslog daemon listens on /dev/log (containers and minimal
+ * systems have none: log lines sent there are lost). */
+static int
+syslog_socket(void)
+{
+	struct stat st;
+
+	return stat("/dev/log", &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 /* The host's fully qualified name if the resolver (/etc/hosts, DNS)
  * knows one for the short name, else the short name; *fq says which. */
 static char *
@@ -503,12 +524,14 @@ master_conf_text(struct buf *t, const struct init_opts *o, struct buf *enabled)
 	    "local       private/local   unix y       8     local\n"
 	    "showq       public/showq    unix n       4     showq\n"
 	    "authd       private/authd   unix y       4     authd\n"
+	    "# the one writer of maillog_file (idle when logs go to syslog)\n"
+	    "postlog     public/postlog  unix-dgram n 1     postlogd\n"
 	    "#\n"
 	    "# The network services, with this instance's ports (port base %lld).\n"
 	    "# Those whose program was not in daemon_directory when hermod init\n"
 	    "# ran are commented out: enable each when its program exists.\n",
 	    buf_str(&o->dir), buf_str(&o->dir), n);
-	buf_adds(enabled, "pickup, qmgr, local, showq, authd");
+	buf_adds(enabled, "pickup, qmgr, local, showq, authd, postlog");
 	/* the outbound SMTP/LMTP agent (qmgr uses private/smtp for both);
 	 * not named "smtp": that name is smtpd's inet service below */
 	if (have_program("smtp")) {
@@ -721,10 +744,13 @@ hermod_init(int argc, char **argv)
 	if (o.installed) {
 		buf_printf(&o.qdir, "%s/spool/hermod", HERMOD_LOCALSTATEDIR);
 		buf_printf(&o.mailbase, "%s/lib/hermod/mail", HERMOD_LOCALSTATEDIR);
+		buf_printf(&o.maillog, "%s/log/hermod/maillog", HERMOD_LOCALSTATEDIR);
 	} else {
 		buf_printf(&o.qdir, "%s/spool", d);
 		buf_printf(&o.mailbase, "%s/mail", d);
+		buf_printf(&o.maillog, "%s/log/maillog", d);
 	}
+	o.syslog = syslog_socket();
 	if (!(pw = getpwuid(geteuid()))) {
 		hermod_say("uid %ld has no passwd entry", (long)geteuid());
 		rc = EX_NOUSER;
@@ -835,6 +861,10 @@ hermod_init(int argc, char **argv)
 	if (!o.privileged)
 		printf("  %s/mailspool/   the mbox of %s\n", d, o.login);
 	printf("  %s  the queue\n", buf_str(&o.qdir));
+	if (o.syslog)
+		printf("  logs            to syslog (facility mail)\n");
+	else
+		printf("  %s  the log (no syslog socket here: maillog_file)\n", buf_str(&o.maillog));
 	printf("  %s/bin/         sendmail, mailq, newaliases for this instance: give\n"
 	    "                  %s/bin/sendmail to mutt, mailx or git send-email\n", d, d);
 	printf("Start it with:    hermod -C %s start   (or: start --foreground)\n", d);
@@ -844,6 +874,7 @@ out:
 	buf_free(&o.dir);
 	buf_free(&o.qdir);
 	buf_free(&o.mailbase);
+	buf_free(&o.maillog);
 	free(o.login);
 	free(o.hostname);
 	buf_free(&t);

@@ -75,6 +75,32 @@ with Instance(users=[], start=False) as h:
     t.ok(re.search(r"(?m)^smtpd_recipient_limit = 500$", out), "config -n shows a changed value", out)
     t.ok(not re.search(r"(?m)^smtpd_timeout = ", out), "config -n leaves out what is not set", out)
 
+# -- 4: without a syslog socket, init sends the log to a file, start says where --
+with Instance(users=["alice"], start=False) as h:
+    conf = open(os.path.join(h.dir, "hermod.conf")).read()
+    master = open(os.path.join(h.dir, "master.conf")).read()
+    t.ok(re.search(r"(?m)^postlog\s+public/postlog\s+unix-dgram\s", master), "init's master.conf has postlogd", master)
+    logfile = os.path.join(h.dir, "log", "maillog")
+    if not os.path.exists("/dev/log"):
+        t.ok(re.search(r"(?m)^maillog_file = %s$" % re.escape(logfile), conf),
+             "no /dev/log: init sets maillog_file = DIR/log/maillog", conf)
+        p = h.hermod("start", check=False)
+        msg = (p.stdout + p.stderr).decode(errors="replace")
+        t.ok(p.returncode == 0 and ("log: " + logfile) in msg, "hermod start says where the log goes", msg)
+        rc, out = run([os.path.join(h.dir, "bin", "sendmail"), "alice@example.test"], input=b"Subject: l\n\nx\n")
+        h.master = None
+        ok = wait_until(lambda: os.path.exists(logfile) and "delivered" in open(logfile).read(), 15)
+        t.ok(ok, "the daemons' lines are in the file", open(logfile).read() if os.path.exists(logfile) else "no file")
+        h.hermod("stop", check=False)
+    else:
+        t.ok(re.search(r"(?m)^# maillog_file = ", conf) and not re.search(r"(?m)^maillog_file", conf),
+             "with /dev/log: init leaves the log to syslog", conf)
+        p = h.hermod("start", check=False)
+        msg = (p.stdout + p.stderr).decode(errors="replace")
+        t.ok(p.returncode == 0 and "log: syslog" in msg, "hermod start says where the log goes", msg)
+        t.ok(True, "(the file case is checked on machines without /dev/log)")
+        h.hermod("stop", check=False)
+
 if not root:
     t.skip("privileged checks", "needs root (CI runs as root)")
     t.done()
