@@ -18,6 +18,13 @@
  * (TRANSACTION, UPDATE) never sees the network or a password.  Pipelined
  * input that follows the login command is handed to the mail process
  * unchanged, so the order of commands and replies is kept.
+ *
+ * The end of the client's input ends the session only once every
+ * command received before it has been answered (popd -i on a pipe,
+ * clients that half-close after sending everything): before login the
+ * buffered lines are served first, including the delayed answer to a
+ * failed login; after login the end is passed on to the mail process
+ * behind the bytes that preceded it (proxy()).
  */
 #include "pop3_session.h"
 #include "pop3_cmd.h"
@@ -32,12 +39,17 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
 
 #define OUT_FLUSH	(256 * 1024)
 #define MAX_BAD_CMDS	20
+/* lingering close (linger_close): long enough for replies in flight on a
+ * slow link, short enough that a client sending on regardless does not
+ * keep the session's processes */
+#define POP3_LINGER_MS	2000
 
 enum { ST_AUTH, ST_TRANS };
 
@@ -47,6 +59,7 @@ struct sess {
 	SSL *ssl;
 	struct buf in, out;
 	int eof;		/* client gone or I/O error */
+	int in_eof;		/* login process: the client's input has ended */
 	size_t line_limit;
 	long idle_ms;
 	int state;
@@ -160,15 +173,19 @@ fill(struct sess *s)
 	if (s->ssl) {
 		int n = SSL_read(s->ssl, tmp, sizeof(tmp));
 
-		if (n <= 0)
+		if (n <= 0) {
+			s->in_eof = SSL_get_error(s->ssl, n) == SSL_ERROR_ZERO_RETURN;
 			return -1;
+		}
 		r = n;
 	} else {
 		do
 			r = read(s->rfd, tmp, sizeof(tmp));
 		while (r < 0 && errno == EINTR);
-		if (r <= 0)
+		if (r <= 0) {
+			s->in_eof = r == 0;
 			return -1;
+		}
 	}
 	buf_add(&s->in, tmp, (size_t)r);
 	return 0;
@@ -251,6 +268,28 @@ capa(struct sess *s)
 	reply(s, ".");
 }
 
+/* A TLS object on the client's descriptors, or NULL.  A TCP EOF without
+ * close_notify ends the client's input like close_notify does (proxy):
+ * it can cut nothing short that the server relies on, as a command is
+ * acted on only once its whole line has arrived, and either way the
+ * session ends without UPDATE unless QUIT came. */
+static SSL *
+client_ssl(struct sess *s)
+{
+	SSL *ssl = SSL_new(s->o->tls);
+
+	if (!ssl)
+		return NULL;
+	if (!SSL_set_rfd(ssl, s->rfd) || !SSL_set_wfd(ssl, s->wfd)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	return ssl;
+}
+
 static void
 start_tls(struct sess *s)
 {
@@ -259,8 +298,7 @@ start_tls(struct sess *s)
 		return;
 	/* RFC 2595 / no command injection: nothing read before TLS counts */
 	buf_reset(&s->in);
-	if (!(s->ssl = SSL_new(s->o->tls)) || !SSL_set_rfd(s->ssl, s->rfd) ||
-	    !SSL_set_wfd(s->ssl, s->wfd)) {
+	if (!(s->ssl = client_ssl(s))) {
 		msg_warn("client %s: TLS setup failed", s->o->client);
 		s->eof = 1;
 		return;
@@ -790,32 +828,78 @@ sess_end(struct sess *s)
 /*
  * Login process after a successful login: the replies still buffered go
  * to the client, then whatever the client sent after the login command,
- * then a byte proxy in both directions until either side closes.  Each
- * blocking write runs under the watchdog; the mail process does the
- * autologout, the poll timeout here is only a backstop.
+ * then a byte proxy in both directions until the mail process closes.
+ *
+ * The proxy never waits for the mail process to take bytes: it may be
+ * waiting itself for its replies to be taken (a client that pipelines
+ * more commands than the socketpair holds, while the replies to the
+ * first ones fill the other direction, deadlocked both processes in
+ * write()).  Client bytes the mail process has not taken yet wait in
+ * tomail, and no more is read from the client until they are gone, so
+ * the buffer stays bounded and the client is slowed down by TCP itself.
+ *
+ * The end of the client's input (EOF on a pipe, a TCP half-close, a TLS
+ * close_notify) is not the end of the session: inetd scripts and "nc -q"
+ * clients send every command and then half-close.  Once tomail is
+ * empty it is passed on as a half-close of the socketpair, so the mail
+ * process still reads, answers and (QUIT) carries out every command
+ * sent before it, then sees EOF itself; the proxy carries the answers
+ * to the client until the mail process closes its end.  Likewise, when
+ * the mail process is gone (QUIT, [IN-USE], autologout) while client
+ * bytes are still to be passed on, what it wrote before it closed is
+ * still in the socketpair and goes to the client first.  Only a client
+ * that cannot be written to any more ends the proxy at once.
+ *
+ * Each blocking write to the client runs under the watchdog; the mail
+ * process does the autologout, the poll timeout here is only a
+ * backstop.
  */
 static void
 proxy(struct sess *s)
 {
 	char tmp[65536];
 	struct pollfd p[2];
+	struct buf tomail = BUF_INIT;
 	int tmo = (int)(s->idle_ms > INT32_MAX / 4 ? -1 : s->idle_ms * 2 + 10000);
+	int client_done = 0;	/* nothing more comes from the client */
+	int shut = 0;		/* ... and the mail process was told so */
 
 	if (flush_out(s) < 0)
 		return;
-	watchdog(s);
-	if (s->in.len && write_full(s->data, s->in.data, s->in.len) < 0)
-		return;
+	if (s->in.len)
+		buf_add(&tomail, s->in.data, s->in.len);
 	buf_free(&s->in);
 	for (;;) {
-		int ready = s->ssl && SSL_pending(s->ssl) > 0, pr;
+		int want, ready, pr;
 
+		if (tomail.len) {
+			ssize_t w = send(s->data, tomail.data, tomail.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			if (w > 0)
+				buf_consume(&tomail, (size_t)w);
+			else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				/* mail process gone; relay what it said */
+				buf_reset(&tomail);
+				client_done = 1;
+			}
+		}
+		if (client_done && !tomail.len && !shut) {
+			shut = 1;
+			if (shutdown(s->data, SHUT_WR) < 0 && errno != ENOTCONN) {
+				msg_warn("client %s: shutdown: %s", s->o->client, strerror(errno));
+				s->eof = 1;
+				break;
+			}
+		}
+		want = !client_done && !tomail.len;
+		ready = want && s->ssl && SSL_pending(s->ssl) > 0;
 		alarm(0);
-		p[0].fd = s->rfd;
+		/* a negative fd is skipped by poll */
+		p[0].fd = want ? s->rfd : -1;
 		p[0].events = POLLIN;
 		p[0].revents = 0;
 		p[1].fd = s->data;
-		p[1].events = POLLIN;
+		p[1].events = POLLIN | (tomail.len ? POLLOUT : 0);
 		p[1].revents = 0;
 		do
 			pr = poll(p, 2, ready ? 0 : tmo);
@@ -824,7 +908,7 @@ proxy(struct sess *s)
 			if (pr == 0)
 				msg_info("client %s: session idle for too long", s->o->client);
 			s->eof = 1;
-			return;
+			break;
 		}
 		if (ready || p[0].revents) {
 			ssize_t r;
@@ -833,32 +917,77 @@ proxy(struct sess *s)
 			if (s->ssl) {
 				int n = SSL_read(s->ssl, tmp, sizeof(tmp));
 
-				r = n > 0 ? n : -1;
+				/* 0 with ZERO_RETURN: close_notify (or, with
+				 * SSL_OP_IGNORE_UNEXPECTED_EOF, a bare TCP
+				 * EOF); anything else is a broken connection */
+				r = n > 0 ? n : SSL_get_error(s->ssl, n) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
 			} else {
 				do
 					r = read(s->rfd, tmp, sizeof(tmp));
 				while (r < 0 && errno == EINTR);
 			}
-			if (r <= 0) {	/* client gone: the mail process sees EOF */
+			if (r < 0) {	/* client gone: the mail process sees EOF */
 				s->eof = 1;
-				return;
+				break;
 			}
-			if (write_full(s->data, tmp, (size_t)r) < 0)
-				return;	/* mail process gone; what it said went out */
+			if (r == 0)
+				client_done = s->in_eof = 1;
+			else
+				buf_add(&tomail, tmp, (size_t)r);
 		}
-		if (p[1].revents) {
+		/* POLLOUT alone: the top of the loop passes tomail on */
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t r;
 
 			do
 				r = read(s->data, tmp, sizeof(tmp));
 			while (r < 0 && errno == EINTR);
 			if (r <= 0)
-				return;	/* the mail process ended the session */
+				break;	/* the mail process ended the session */
 			if (client_write(s, tmp, (size_t)r) < 0) {
 				s->eof = 1;
-				return;
+				break;
 			}
 		}
+	}
+	buf_free(&tomail);
+}
+
+/*
+ * Login process, last: a socket closed with input still unread sends the
+ * client a TCP reset, and the reset can destroy replies still on their
+ * way (a client that pipelined past QUIT, past -ERR [IN-USE] or past the
+ * last failed login).  So our FIN goes after the last reply, and what
+ * the client still sends is read and dropped until it closes too or
+ * POP3_LINGER_MS pass, as in Apache's lingering close.  Not a socket (a
+ * pipe from inetd's caller): a pipe has no reset, nothing to do.
+ */
+static void
+linger_close(struct sess *s)
+{
+	char tmp[4096];
+	struct pollfd p = { .fd = s->rfd, .events = POLLIN };
+	int64_t end = mono_ms() + POP3_LINGER_MS;
+
+	if (shutdown(s->wfd, SHUT_WR) < 0)
+		return;
+	for (;;) {
+		int64_t left = end - mono_ms();
+		ssize_t r;
+		int pr;
+
+		if (left <= 0)
+			return;
+		pr = poll(&p, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			return;
+		r = read(s->rfd, tmp, sizeof(tmp));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
 	}
 }
 
@@ -875,7 +1004,7 @@ pop3_login(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data)
 			msg_error("pop3_tls_wrappermode is set but no TLS certificate is usable");
 			return;
 		}
-		if (!(s.ssl = SSL_new(o->tls)) || !SSL_set_rfd(s.ssl, rfd) || !SSL_set_wfd(s.ssl, wfd)) {
+		if (!(s.ssl = client_ssl(&s))) {
 			msg_error("TLS setup failed");
 			return;
 		}
@@ -893,11 +1022,11 @@ pop3_login(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data)
 		close(s.ctl);
 		s.ctl = -1;
 		proxy(&s);
-		if (s.ssl && !s.eof)
-			SSL_shutdown(s.ssl);
-		s.eof = 1;
 	}
 	sess_end(&s);
+	/* eof 2: the goodbye after too many failures went out */
+	if (s.eof != 1 && !s.in_eof)
+		linger_close(&s);
 }
 
 void

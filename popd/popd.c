@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,6 +126,30 @@ devnull_over(int fd)
 			msg_fatal("dup2: %s", strerror(errno));
 		close(n);
 	}
+}
+
+/*
+ * inetd and xinetd pass the client's socket as stderr too.  Kept there,
+ * the root parent and the mail process would hold the client connection
+ * (against the privilege separation above, and a process that lives on
+ * would keep the client from seeing the end of the session), and
+ * anything written to stderr would reach the client inside the POP3
+ * stream.  So stderr that is the same file as stdin or stdout points at
+ * /dev/null; the log goes to syslog.
+ */
+static void
+stderr_off_client(void)
+{
+	struct stat e, c;
+	int fd;
+
+	if (fstat(2, &e) < 0)
+		return;
+	for (fd = 0; fd <= 1; fd++)
+		if (fstat(fd, &c) == 0 && c.st_dev == e.st_dev && c.st_ino == e.st_ino) {
+			devnull_over(2);
+			return;
+		}
 }
 
 static void
@@ -339,6 +364,7 @@ main(int argc, char **argv)
 		msg_fatal("pop3_tls_wrappermode = yes needs a usable certificate (pop3_tls_cert_file)");
 	buf_free(&err);
 	if (inetd) {
+		stderr_off_client();
 		serve(0, 1);
 		return 0;
 	}

@@ -96,6 +96,84 @@ class Raw:
             self.s.close()
 
 
+def half_close(port, data, timeout=30):
+    """Send data, shut down the write side (what "nc -q" and scripts do),
+    read until the server closes.  Returns the reply lines, or None when
+    the server did not close within timeout."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except socket.timeout:
+        return None
+    except OSError as e:        # a reset: report it after what came
+        got += b"\r\n<%s>" % repr(e).encode()
+    finally:
+        s.close()
+    return got.split(b"\r\n")
+
+
+def tls_half_close(port, ctx, data, close_notify, timeout=30):
+    """half_close over implicit TLS: after data, a TLS close_notify (when
+    close_notify) and a TCP half-close.  Reply lines, or None on a
+    timeout."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, outg, server_hostname="x")
+    got = b""
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outg.read())
+                d = raw.recv(65536)
+                if not d:
+                    return []
+                inc.write(d)
+        obj.write(data)
+        if close_notify:
+            try:
+                obj.unwrap()
+            except ssl.SSLWantReadError:
+                pass
+        raw.sendall(outg.read())
+        raw.shutdown(socket.SHUT_WR)
+        eof = False
+        while not eof:
+            d = raw.recv(65536)
+            if d:
+                inc.write(d)
+            else:
+                eof = True
+                inc.write_eof()
+            try:
+                while True:
+                    x = obj.read(65536)
+                    if not x:
+                        eof = True
+                        break
+                    got += x
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:    # close_notify, EOF, an alert: the end
+                eof = True
+    except socket.timeout:
+        return None
+    except OSError:             # reset: what came before is the answer
+        pass
+    finally:
+        raw.close()
+    return got.split(b"\r\n")
+
+
 def wire(stored):
     """What RETR must send for a stored message: CRLF lines, dot-stuffed."""
     out = b""
@@ -344,6 +422,37 @@ with Instance(users=["alice", "bob", "carol"], start=False,
     time.sleep(1)
     t.is_(len(h.message_files("alice")), 5, "dropped connection after DELE removes nothing")
 
+    # a pipeline longer than the socketpair between the login and the
+    # mail process holds, while the replies fill the other direction
+    # (both processes once blocked in write() for good)
+    n_big = 40000
+    big = socket.create_connection(("127.0.0.1", port), timeout=60)
+    got = [b""]
+
+    def reader():
+        try:
+            while True:
+                d = big.recv(1 << 20)
+                if not d:
+                    break
+                got[0] += d[-64:] if len(got[0]) > 1 << 20 else d
+                got.append(len(d))
+        except OSError as e:
+            got.append(e)
+
+    import threading
+    th = threading.Thread(target=reader)
+    th.start()
+    t0 = time.time()
+    big.sendall(b"USER alice\r\nPASS secret\r\n" + b"RETR 1\r\n" * n_big + b"QUIT\r\n")
+    th.join(90)
+    total = sum(x for x in got[1:] if isinstance(x, int))
+    t.ok(not th.is_alive() and got[0].endswith(b"\r\n.\r\n+OK Logging out, 5 messages left\r\n"),
+         "%d pipelined RETRs all answered, QUIT last (%d bytes in %.1fs)" % (n_big, total, time.time() - t0),
+         "stalled after %d bytes; %r" % (total, got[-1]))
+    big.close()
+    th.join(10)
+
     # [IN-USE]
     p1 = poplib.POP3("127.0.0.1", port, timeout=15)
     p1.user("alice")
@@ -355,6 +464,26 @@ with Instance(users=["alice", "bob", "carol"], start=False,
         t.ok(False, "second session gets -ERR [IN-USE]", r)
     except poplib.error_proto as e:
         t.ok("[IN-USE]" in str(e), "second session gets -ERR [IN-USE]", e)
+    # pipelined past the refused login: the -ERR [IN-USE] still arrives
+    # (no TCP reset from unread input destroys it)
+    ok = 0
+    for i in range(5):
+        l = half_close(port, b"USER alice\r\nPASS secret\r\n" + b"NOOP\r\n" * 5000) or []
+        ok += len(l) == 4 and l[2].startswith(b"-ERR [IN-USE]")
+        s3 = socket.create_connection(("127.0.0.1", port), timeout=15)
+        s3.sendall(b"USER alice\r\nPASS secret\r\n" + b"NOOP\r\n" * 5000)
+        d = b""
+        try:
+            while b"[IN-USE]" not in d:
+                x = s3.recv(65536)
+                if not x:
+                    break
+                d += x
+        except OSError as e:
+            d += repr(e).encode()
+        s3.close()
+        ok += b"-ERR [IN-USE]" in d
+    t.is_(ok, 10, "[IN-USE] arrives despite pipelined input (half-closed or not)", l)
     # mail delivered during a session waits for the next one
     h.sendmail(["alice@example.test"], b"Subject: during\n\nlate\n")
     wait_until(lambda: len(h.message_files("alice")) == 6, 10)
@@ -427,6 +556,28 @@ with Instance(users=["alice", "bob", "carol"], start=False,
     t.ok(p.pass_("secret").startswith(b"+OK"), "login on pop3s")
     t.is_(p.stat()[0], 4, "STAT on pop3s")
     p.quit()
+
+    # a client that sends every command, then half-closes: each answered
+    n = len(h.message_files("alice"))
+    l = half_close(port, b"USER alice\r\nPASS secret\r\nSTAT\r\nUIDL 1\r\nRETR 1\r\nNOOP\r\nQUIT\r\n")
+    t.ok(l is not None, "half-close: the server ends the session", h.log()[-3000:])
+    l = l or []
+    t.ok(len(l) > 6 and l[2].startswith(b"+OK Logged in, %d messages" % n) and l[3].startswith(b"+OK %d " % n)
+         and l[4].startswith(b"+OK 1 ") and l[5].startswith(b"+OK"), "half-close: login, STAT, UIDL, RETR answered", l[:8])
+    t.ok(len(l) > 3 and l[-3] == b"+OK" and l[-2].startswith(b"+OK Logging out") and l[-1] == b"",
+         "half-close: NOOP and QUIT answered, then the end", l[-5:])
+    l = half_close(port, b"USER alice\r\nPASS secret\r\nDELE 1\r\nSTAT\r\n") or []
+    t.ok(len(l) == 6 and l[3].startswith(b"+OK") and l[4].startswith(b"+OK %d " % (n - 1)),
+         "half-close without QUIT: DELE and STAT answered", l)
+    t.is_(len(h.message_files("alice")), n, "half-close without QUIT: nothing removed")
+    l = half_close(port, b"USER alice\r\nPASS nope\r\nSTAT\r\nQUIT\r\n") or []
+    t.ok(len(l) == 6 and l[2].startswith(b"-ERR [AUTH]") and l[3].startswith(b"-ERR") and l[4].startswith(b"+OK"),
+         "half-close after a wrong password: -ERR, then the rest answered", l)
+    for cn in (True, False):
+        how = "close_notify" if cn else "bare TCP half-close"
+        l = tls_half_close(sport, ctx, b"USER alice\r\nPASS secret\r\nSTAT\r\nQUIT\r\n", cn)
+        t.ok(l is not None and len(l) == 6 and l[2].startswith(b"+OK Logged in") and l[3].startswith(b"+OK %d " % n)
+             and l[4].startswith(b"+OK Logging out"), "pop3s, %s: every command answered" % how, l)
 
     # popd -i on a pipe
     proc = subprocess.Popen([POPD, "-i", "-C", h.dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
