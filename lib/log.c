@@ -41,6 +41,7 @@ static char log_ident[LOG_IDENT_MAX] = "hermod";
 static int log_flags = LOG_FLAG_STDERR;
 static int log_opened;
 static void (*log_sink)(const char *, const char *);
+static void (*log_fatal_hook)(const char *);
 
 static struct {
 	char *sock;		/* NULL: not in use */
@@ -523,12 +524,37 @@ msg_debug(const char *fmt, ...)
 }
 
 void
+log_set_fatal_hook(void (*fn)(const char *))
+{
+	log_fatal_hook = fn;
+}
+
+/* The last words, for the fatal hook: formatted again, since vlog's
+ * line is gone. */
+static void __attribute__((format(printf, 1, 0)))
+fatal_hook(const char *fmt, va_list ap)
+{
+	char text[512];
+	void (*fn)(const char *) = log_fatal_hook;
+
+	if (!fn)
+		return;
+	log_fatal_hook = NULL;	/* once, and never recursively */
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		snprintf(text, sizeof(text), "(bad log format)");
+	fn(text);
+}
+
+void
 msg_fatal(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, "fatal: ", fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
+	fatal_hook(fmt, ap);
 	va_end(ap);
 	exit(EX_TEMPFAIL);
 }
@@ -540,6 +566,9 @@ msg_fatal_status(int status, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, "fatal: ", fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
+	fatal_hook(fmt, ap);
 	va_end(ap);
 	exit(status);
 }
@@ -568,6 +597,9 @@ msg_panic(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, "panic: ", fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
+	fatal_hook(fmt, ap);
 	va_end(ap);
 	abort();
 }

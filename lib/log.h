@@ -77,6 +77,9 @@ void log_postlog_close(void);
 void log_postlog_keep_file(void);
 /* postlogd: its own lines are handed to fn (ident, text) instead. */
 void log_set_sink(void (*fn)(const char *ident, const char *text));
+/* Called with the text of a fatal or panic message just before the
+ * process ends (a daemon tells the master why it could not go on). */
+void log_set_fatal_hook(void (*fn)(const char *text));
 
 /* The datagrams:
  *     "L1 " IDENT " " TEXT	a log line (IDENT as LOG_IDENT_CHARS)

@@ -242,12 +242,85 @@ dedupe(struct qset *q)
 	q->n = n;
 }
 
+/* Mail waits this long in maildrop/ before mailq says it is not being
+ * picked up (pickup takes a file within a second when it runs). */
+#define STALL_SECONDS	60
+
+/*
+ * Why mail is not moving, from the master's pid/trouble (services that
+ * keep failing at start-up, with the words of the process that failed;
+ * mta/master.c): "service NAME cannot start since HH:MM:SS (N
+ * attempts): WHY; ...", or empty.
+ */
 static void
-render_text(struct buf *out, const struct qset *q)
+trouble_read(const char *qdir, struct buf *why)
+{
+	struct buf path = BUF_INIT, t = BUF_INIT;
+	char **lines;
+	size_t i;
+
+	buf_printf(&path, "%s/pid/trouble", qdir);
+	if (read_file(buf_str(&path), &t, 65536) == 0) {
+		lines = str_split(buf_str(&t), "\n");
+		for (i = 0; lines[i]; i++) {
+			char **f = str_split(lines[i], "\t");
+			char tbuf[32];
+			long long since;
+			time_t tt;
+			struct tm tm;
+
+			if (f[0] && f[1] && f[2] && f[3] && parse_ll(f[1], 0, (1LL << 40), &since) == 0) {
+				tt = (time_t)since;
+				if (!localtime_r(&tt, &tm) || !strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm))
+					snprintf(tbuf, sizeof(tbuf), "%lld", since);
+				if (why->len)
+					buf_adds(why, "; ");
+				buf_printf(why, "service %s cannot start since %s (%s attempts): %s",
+				    f[0], tbuf, f[2], f[3]);
+			}
+			strv_free(f);
+		}
+		strv_free(lines);
+	}
+	buf_free(&path);
+	buf_free(&t);
+}
+
+/* The reason to show for a message no recipient of which has one. */
+static const char *
+stall_reason(const struct qentry *e, const struct buf *trouble, struct buf *tmp)
+{
+	long long age = (long long)time(NULL) - (long long)(e->env.arrival_us / 1000000);
+	size_t j;
+
+	for (j = 0; j < e->env.nrcpt; j++)
+		if (!e->env.rcpt[j].done && e->env.rcpt[j].defer_text)
+			return NULL;
+	if (strcmp(e->queue, "maildrop") && strcmp(e->queue, "active"))
+		return NULL;
+	buf_reset(tmp);
+	if (trouble->len)
+		buf_printf(tmp, "waiting: %s", buf_str(trouble));
+	else if (!strcmp(e->queue, "maildrop") && age >= STALL_SECONDS)
+		buf_printf(tmp, "not picked up after %lld s: is the instance running? "
+		    "(hermod status, and the log)", age);
+	else
+		return NULL;
+	return buf_str(tmp);
+}
+
+static void
+render_text(struct buf *out, const struct qset *q, const struct buf *trouble)
 {
 	size_t i, j, width = 10, idlen;
 	long long total = 0;
+	struct buf tmp = BUF_INIT;
 
+	if (trouble->len) {
+		buf_adds(out, "-- Mail is not moving: ");
+		put_text(out, buf_str(trouble));
+		buf_adds(out, "\n");
+	}
 	if (q->n == 0) {
 		buf_adds(out, "Mail queue is empty\nTotal requests: 0\n");
 		return;
@@ -270,6 +343,12 @@ render_text(struct buf *out, const struct qset *q)
 		    (long long)e->env.content_size, tbuf);
 		put_text(out, e->env.sender && *e->env.sender ? e->env.sender : "MAILER-DAEMON");
 		buf_addc(out, '\n');
+		if ((last = stall_reason(e, trouble, &tmp))) {
+			buf_addc(out, '(');
+			put_text(out, last);
+			buf_adds(out, ")\n");
+			last = NULL;
+		}
 		for (j = 0; j < e->env.nrcpt; j++) {
 			const struct qf_rcpt *r = &e->env.rcpt[j];
 
@@ -290,15 +369,18 @@ render_text(struct buf *out, const struct qset *q)
 	buf_printf(out, "-- %lld Kbytes in %zu Request%s.\n", (total + 1023) / 1024,
 	    q->n, q->n == 1 ? "" : "s");
 	buf_printf(out, "Total requests: %zu\n", q->n);
+	buf_free(&tmp);
 }
 
 static void
-render_json(struct buf *out, const struct qset *q)
+render_json(struct buf *out, const struct qset *q, const struct buf *trouble)
 {
+	struct buf tmp = BUF_INIT;
 	size_t i, j;
 
 	for (i = 0; i < q->n; i++) {
 		const struct qentry *e = &q->v[i];
+		const char *stall = stall_reason(e, trouble, &tmp);
 		int first = 1;
 
 		buf_adds(out, "{\"queue_name\": ");
@@ -318,14 +400,15 @@ render_json(struct buf *out, const struct qset *q)
 			buf_adds(out, first ? "{\"address\": " : ", {\"address\": ");
 			first = 0;
 			put_json(out, r->addr);
-			if (r->defer_text) {
+			if (r->defer_text || stall) {
 				buf_adds(out, ", \"delay_reason\": ");
-				put_json(out, r->defer_text);
+				put_json(out, r->defer_text ? r->defer_text : stall);
 			}
 			buf_addc(out, '}');
 		}
 		buf_adds(out, "]}\n");
 	}
+	buf_free(&tmp);
 }
 
 int
@@ -342,6 +425,7 @@ qlist_render_dir(const char *qdir, struct buf *out, int format, struct buf *err)
 		{ "hold", '!', 0 },
 	};
 	struct qset q = { NULL, 0, 0 };
+	struct buf trouble = BUF_INIT;
 	struct stat st;
 	size_t i;
 
@@ -364,10 +448,12 @@ qlist_render_dir(const char *qdir, struct buf *out, int format, struct buf *err)
 	dedupe(&q);
 	if (q.n)
 		qsort(q.v, q.n, sizeof(*q.v), entry_cmp);
+	trouble_read(qdir, &trouble);
 	if (format == QLIST_JSON)
-		render_json(out, &q);
+		render_json(out, &q, &trouble);
 	else
-		render_text(out, &q);
+		render_text(out, &q, &trouble);
+	buf_free(&trouble);
 	for (i = 0; i < q.n; i++)
 		qf_envelope_free(&q.v[i].env);
 	free(q.v);

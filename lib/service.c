@@ -47,6 +47,24 @@ service_log_setup(void)
 	buf_free(&err);
 }
 
+/* A daemon's last words go to the master too ("F" TEXT "\n" on the
+ * status pipe, one write of at most PIPE_BUF bytes, so it is never
+ * interleaved with B/I), which shows them in mailq when the service
+ * keeps failing: the log alone may be where nobody looks. */
+static void
+fatal_to_master(const char *text)
+{
+	struct buf m = BUF_INIT;
+	size_t i;
+
+	buf_addc(&m, 'F');
+	for (i = 0; text[i] && m.len < 400; i++)
+		buf_addc(&m, (unsigned char)text[i] < ' ' ? ' ' : text[i]);
+	buf_addc(&m, '\n');
+	(void)!write(SERVICE_STATUS_FD, m.data, m.len);
+	buf_free(&m);
+}
+
 int
 service_init(const char *progname, int argc, char **argv)
 {
@@ -73,6 +91,12 @@ service_init(const char *progname, int argc, char **argv)
 			break;
 	}
 	log_init(progname, 0);
+	{
+		const char *m = getenv("HERMOD_MASTER");
+
+		if (m && *m == '1')
+			log_set_fatal_hook(fatal_to_master);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (conf_load(dir, &err) < 0)
 		msg_fatal("%s", buf_str(&err));

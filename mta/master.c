@@ -63,6 +63,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QUICK_DEATH_MS		3000	/* dying sooner is a start-up failure */
@@ -79,6 +80,8 @@ struct proc {
 	int gen;		/* configuration generation it was started with */
 	int64_t start_ms;
 	char *path;
+	struct buf fatal;	/* its last words ("F" on the status pipe) */
+	int in_fatal;		/* reading them */
 	struct proc *next;
 };
 
@@ -90,6 +93,8 @@ struct svc {
 	int nproc;		/* live processes, retiring ones included */
 	int navail;		/* idle processes that are not retiring */
 	int fails;		/* start-up failures in a row */
+	char *last_fatal;	/* what the last process that failed said */
+	long long trouble_since; /* failing at start-up since (time()), 0: fine */
 	int gen;
 	int64_t throttle_until;
 	struct proc *procs;
@@ -382,6 +387,45 @@ throttle_delay(const struct svc *s)
 	return d > cap ? cap : d;
 }
 
+/*
+ * $queue_directory/pid/trouble: one line per service that keeps failing
+ * at start-up, "NAME TAB SINCE TAB FAILURES TAB WHY", read by mailq
+ * (lib/qlist.c), so that mail that cannot move on says why where the
+ * administrator looks, not only in a log that may go nowhere.  Removed
+ * when every service is fine again and when the master stops.
+ */
+static void
+trouble_write(void)
+{
+	struct buf path = BUF_INIT, t = BUF_INIT;
+	struct svc *s;
+
+	buf_printf(&path, "%s/pid/trouble", queue_dir);
+	for (s = services; s; s = s->next)
+		if (s->trouble_since)
+			buf_printf(&t, "%s\t%lld\t%d\t%s\n", s->c.name, s->trouble_since, s->fails,
+			    s->last_fatal ? s->last_fatal : "exits at once (see the log)");
+	if (t.len == 0) {
+		if (unlink(buf_str(&path)) < 0 && errno != ENOENT)
+			msg_warn("unlink %s: %s", buf_str(&path), strerror(errno));
+	} else if (write_file_atomic(buf_str(&path), t.data, t.len, 0644) < 0)
+		msg_warn("write %s: %s", buf_str(&path), strerror(errno));
+	buf_free(&path);
+	buf_free(&t);
+}
+
+/* A service started normally (or was reconfigured): out of trouble. */
+static void
+start_ok(struct svc *s)
+{
+	s->fails = 0;
+	if (s->trouble_since) {
+		s->trouble_since = 0;
+		msg_info("service %s: running again", s->c.name);
+		trouble_write();
+	}
+}
+
 /* A start-up failure: count it and throttle from the second one on. */
 static void
 start_failed(struct svc *s, int64_t now, int at_least_1s)
@@ -389,6 +433,16 @@ start_failed(struct svc *s, int64_t now, int at_least_1s)
 	int64_t d;
 
 	s->fails++;
+	if (s->fails >= 2) {
+		/* say it once, in the words of the process that failed */
+		if (!s->trouble_since) {
+			s->trouble_since = (long long)time(NULL);
+			msg_warn("service %s cannot start: %s; mail that needs it waits in the queue "
+			    "(mailq shows this) until it is fixed", s->c.name,
+			    s->last_fatal ? s->last_fatal : "it exits at once (see its lines above)");
+		}
+		trouble_write();
+	}
 	d = throttle_delay(s);
 	if (d == 0 && at_least_1s)
 		d = 1000;
@@ -524,6 +578,28 @@ maintain(int64_t now)
 		}
 }
 
+/* One byte of the status pipe, if it belongs to last words ("F" TEXT
+ * "\n", lib/service.c): 1 when consumed. */
+static int
+fatal_byte(struct svc *s, struct proc *p, char c)
+{
+	if (p->in_fatal) {
+		if (c == '\n') {
+			p->in_fatal = 0;
+			free(s->last_fatal);
+			s->last_fatal = xstrdup(buf_str(&p->fatal));
+		} else if (p->fatal.len < 400)
+			buf_addc(&p->fatal, c);
+		return 1;
+	}
+	if (c == 'F') {
+		p->in_fatal = 1;
+		buf_reset(&p->fatal);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 read_status(struct svc *s, struct proc *p)
 {
@@ -539,6 +615,8 @@ read_status(struct svc *s, struct proc *p)
 		return;
 	}
 	for (i = 0; i < n; i++) {
+		if (fatal_byte(s, p, b[i]))
+			continue;
 		if (b[i] == 'B') {
 			p->ever_busy = 1;
 			if (p->avail && !p->retiring)
@@ -556,9 +634,32 @@ read_status(struct svc *s, struct proc *p)
 		proc_retire(s, p);
 }
 
+/* A process is gone: its last words may still be in its status pipe
+ * (it exits right after writing them).  Only those are read here: the
+ * B/I bookkeeping of a dead process is already undone by reap. */
+static void
+drain_fatal(struct svc *s, struct proc *p)
+{
+	char b[512];
+	ssize_t n, i;
+	int rounds;
+
+	(void)fcntl(p->statfd, F_SETFL, O_NONBLOCK);
+	for (rounds = 0; rounds < 8; rounds++) {
+		n = read(p->statfd, b, sizeof(b));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (i = 0; i < n; i++)
+			(void)fatal_byte(s, p, b[i]);
+	}
+}
+
 static void
 svc_free(struct svc *s)
 {
+	free(s->last_fatal);
 	free(s->c.name);
 	free(s->c.listen);
 	free(s->c.type);
@@ -594,8 +695,10 @@ reap(void)
 		s->nproc--;
 		if (p->avail && !p->retiring)
 			s->navail--;
-		if (p->statfd >= 0)
+		if (p->statfd >= 0) {
+			drain_fatal(s, p);
 			close(p->statfd);
+		}
 		age = now - p->start_ms;
 		abnormal = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 		expected = p->retiring || stopping || s->removed;
@@ -610,8 +713,9 @@ reap(void)
 			if (age < QUICK_DEATH_MS && (abnormal || !p->ever_busy))
 				start_failed(s, now, 0);
 			else
-				s->fails = 0;
+				start_ok(s);
 		}
+		buf_free(&p->fatal);
 		free(p->path);
 		free(p);
 		if (s->removed && s->nproc == 0) {
@@ -864,7 +968,7 @@ reload(void)
 		s->c.proclimit = v[i].proclimit;
 		s->c.private_ = v[i].private_;
 		s->c.line = v[i].line;
-		s->fails = 0;
+		start_ok(s);
 		s->throttle_until = 0;
 		s->gen++;
 		/* idle processes go now, busy ones when they are done */
@@ -970,6 +1074,9 @@ finish(void)
 	for (s = services; s; s = s->next)
 		svc_unbind(s);
 	spool_pid_path(&p);
+	(void)unlink(buf_str(&p));
+	buf_reset(&p);
+	buf_printf(&p, "%s/pid/trouble", queue_dir);
 	(void)unlink(buf_str(&p));
 	buf_free(&p);
 	exit(0);		/* releases the lock */

@@ -101,6 +101,33 @@ with Instance(users=["alice"], start=False) as h:
         t.ok(True, "(the file case is checked on machines without /dev/log)")
         h.hermod("stop", check=False)
 
+# -- 3: mail that cannot move on says why, in mailq and in the log, at once --
+with Instance(users=["alice"], start=False) as h:
+    mc = os.path.join(h.dir, "master.conf")
+    good = open(mc).read()
+    bad = re.sub(r"(?m)^(pickup\s.*pickup)$", r"\1 -o queue_directory=/nonexistent/hermod-trouble", good)
+    t.ok(bad != good, "a pickup that cannot start (its spool does not exist)")
+    open(mc, "w").write(bad)
+    h.start()
+    rc, out = run([os.path.join(h.dir, "bin", "sendmail"), "alice@example.test"], input=b"Subject: stuck\n\nx\n")
+    t.is_(rc, 0, "sendmail stores the message in maildrop/", out)
+    want = "chdir /nonexistent/hermod-trouble"
+    got = wait_until(lambda: want in h.mailq().stdout.decode(errors="replace"), 60)
+    q = h.mailq().stdout.decode(errors="replace")
+    t.ok(got and re.search(r"(?m)^-- Mail is not moving: service pickup cannot start since .*" + re.escape(want), q),
+         "within a minute mailq says why mail is not moving, in pickup's words", q)
+    t.ok(re.search(r"(?m)^\(waiting: service pickup cannot start", q), "... on the waiting message too", q)
+    js = h.mailq("--json").stdout.decode(errors="replace")
+    t.ok('"delay_reason": "waiting: service pickup cannot start' in js, "... and in mailq --json", js)
+    t.ok(re.search(r"service pickup cannot start: " + re.escape(want), h.log()), "the log says it once, with the reason",
+         h.log())
+    t.is_(h.log().count("service pickup cannot start:"), 1, "... once")
+    open(mc, "w").write(good)
+    h.hermod("reload")
+    t.ok(h.wait_messages("alice", 1, 30), "after the fix and a reload the message is delivered", h.log())
+    q = h.mailq().stdout.decode(errors="replace")
+    t.ok("Mail is not moving" not in q and "Mail queue is empty" in q, "and mailq no longer complains", q)
+
 if not root:
     t.skip("privileged checks", "needs root (CI runs as root)")
     t.done()
