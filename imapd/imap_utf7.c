@@ -9,6 +9,7 @@
  * encode(decode(y)) == y for every valid x and y.
  */
 #include "imap_utf7.h"
+#include "base64.h"
 
 #include <stdint.h>
 
@@ -18,17 +19,7 @@ static const char b64chars[] =
 static int
 b64val(int c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
+	return base64_value(c, ',');
 }
 
 static void

@@ -1,14 +1,15 @@
 /*
  * base64.c: see base64.h.  One implementation for smtpd's AUTH, popd's
- * AUTH PLAIN and sendmail's encoded-words.
+ * AUTH PLAIN and sendmail's encoded-words; its alphabet also serves
+ * lib/mime.c's lenient decoder and IMAP's modified base64.
  */
 #include "base64.h"
 
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int
-b64val(int c)
+int
+base64_value(int c, int c63)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -18,9 +19,15 @@ b64val(int c)
 		return c - '0' + 52;
 	if (c == '+')
 		return 62;
-	if (c == '/')
+	if (c == c63)
 		return 63;
 	return -1;
+}
+
+static int
+b64val(int c)
+{
+	return base64_value(c, '/');
 }
 
 int

@@ -12,5 +12,9 @@
 /* 0 ok, -1 not valid base64 (out may hold a partial result). */
 int base64_decode(const char *in, size_t n, struct buf *out);
 void base64_encode(const void *in, size_t n, struct buf *out);
+/* The value (0-63) of base64 character c, -1 for none; c63 is the 64th
+ * character: '/' in RFC 4648, ',' in IMAP's modified base64 (RFC 3501
+ * 5.1.3). */
+int base64_value(int c, int c63);
 
 #endif

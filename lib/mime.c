@@ -22,6 +22,7 @@
  * the input (times the log of the part count), memory linear in it.
  */
 #include "mime.h"
+#include "base64.h"
 #include "util.h"
 
 #include <errno.h>
@@ -1301,17 +1302,7 @@ mime_crlf_append(struct buf *out, const char *p, size_t n)
 static int
 b64val(int c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return base64_value(c, '/');
 }
 
 /* Emit what a partial group of k sextets holds (k 2 or 3). */
