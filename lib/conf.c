@@ -155,6 +155,7 @@ static const struct param params[] = {
 	{ "smtp_destination_recipient_limit", "50", "Most recipients in one delivery request to the smtp agent." },
 	/* popd */
 	{ "pop3_plaintext_auth", "loopback", "USER/PASS and AUTH PLAIN before TLS: no, loopback (only for loopback clients), yes." },
+	{ "pop3_linger_time", "2s", "After the last reply popd closes its sending side and reads and drops what the client still sends for at most this long, so that a TCP reset cannot destroy replies on their way (a client that pipelined past QUIT or [IN-USE]); 0: close at once." },
 	{ "pop3_idle_timeout", "600s", "Autologout after this long without a command (RFC 1939 asks for at least 10 minutes)." },
 	{ "pop3_line_length_limit", "512", "Longest POP3 command line, including CRLF." },
 	{ "pop3_tls_cert_file", "$tls_cert_file", "popd's certificate." },

@@ -46,10 +46,6 @@
 
 #define OUT_FLUSH	(256 * 1024)
 #define MAX_BAD_CMDS	20
-/* lingering close (linger_close): long enough for replies in flight on a
- * slow link, short enough that a client sending on regardless does not
- * keep the session's processes */
-#define POP3_LINGER_MS	2000
 
 enum { ST_AUTH, ST_TRANS };
 
@@ -959,7 +955,7 @@ proxy(struct sess *s)
  * way (a client that pipelined past QUIT, past -ERR [IN-USE] or past the
  * last failed login).  So our FIN goes after the last reply, and what
  * the client still sends is read and dropped until it closes too or
- * POP3_LINGER_MS pass, as in Apache's lingering close.  Not a socket (a
+ * pop3_linger_time passes, as in Apache's lingering close.  Not a socket (a
  * pipe from inetd's caller): a pipe has no reset, nothing to do.
  */
 static void
@@ -967,7 +963,7 @@ linger_close(struct sess *s)
 {
 	char tmp[4096];
 	struct pollfd p = { .fd = s->rfd, .events = POLLIN };
-	int64_t end = mono_ms() + POP3_LINGER_MS;
+	int64_t end = mono_ms() + (int64_t)conf_time("pop3_linger_time") * 1000;
 
 	if (shutdown(s->wfd, SHUT_WR) < 0)
 		return;
