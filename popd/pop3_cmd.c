@@ -172,17 +172,6 @@ pop3_sasl_plain(const char *msg, size_t len, const char **authz,
 	return 0;
 }
 
-int
-pop3_uidl_valid(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++, n++)
-		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
-			return 0;
-	return n >= 1 && n <= 70;
-}
-
 void
 pop3_wire_out(const char *p, size_t n, long top, struct buf *out)
 {
@@ -212,24 +201,4 @@ pop3_wire_out(const char *p, size_t n, long top, struct buf *out)
 			in_body = 1;
 		p = nl ? nl + 1 : end;
 	}
-}
-
-size_t
-pop3_wire_size(const char *p, size_t n)
-{
-	const char *end = p + n, *q = p;
-	size_t size = n;
-
-	while (q < end) {
-		const char *nl = memchr(q, '\n', (size_t)(end - q));
-
-		if (!nl) {
-			size += 2;	/* a line end is added to the last line */
-			break;
-		}
-		if (nl == q || nl[-1] != '\r')
-			size++;
-		q = nl + 1;
-	}
-	return size;
 }

@@ -1,7 +1,8 @@
 /*
  * pop3_cmd: the POP3 command parser (RFC 1939, 2449, 2595, 5034) and the
  * small pure helpers the session needs: message numbers, SASL PLAIN,
- * base64, UIDL checks and the RETR/TOP output transformation.  No I/O,
+ * base64 and the RETR/TOP output transformation (UIDL syntax and the
+ * LIST size are the store's: mstore_uidl_valid, mstore_wire_size).  No I/O,
  * no global state: everything here is fed hostile bytes by the fuzzer.
  */
 #ifndef HERMOD_POP3_CMD_H
@@ -52,19 +53,15 @@ int pop3_b64_decode(const char *in, size_t n, struct buf *out);
 int pop3_sasl_plain(const char *msg, size_t len, const char **authz,
     const char **user, const char **pass);
 
-/* 1 if s is a valid UIDL (1..70 characters 0x21..0x7E). */
-int pop3_uidl_valid(const char *s);
-
 /*
  * The message transformation for RETR and TOP: the stored message (LF
  * or CRLF line ends) becomes network text: every line ends in CRLF, a
  * line starting with '.' gets another '.', a last line without a line
  * end gets one.  With top >= 0 only the header, the empty line and the
  * first top body lines are sent.  The terminating ".\r\n" is not
- * added.  pop3_wire_size gives the size of the CRLF message without the
- * dot-stuffing (what LIST and STAT report).
+ * added.  mstore_wire_size (lib/mstore.h) gives the size of the CRLF
+ * message without the dot-stuffing (what LIST and STAT report).
  */
 void pop3_wire_out(const char *p, size_t n, long top, struct buf *out);
-size_t pop3_wire_size(const char *p, size_t n);
 
 #endif

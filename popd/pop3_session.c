@@ -28,7 +28,7 @@
  */
 #include "pop3_session.h"
 #include "pop3_cmd.h"
-#include "mailbox.h"
+#include "mstore.h"
 #include "authc.h"
 #include "conf.h"
 #include "proto.h"
@@ -62,7 +62,7 @@ struct sess {
 	char *user;		/* from USER */
 	struct auth_user au;
 	int au_valid;
-	struct pop_box box;
+	struct mstore box;
 	int box_open;
 	int ctl, data;		/* login process: to the parent, to the mail process */
 	int proxy;		/* login process: logged in, proxy from now on */
@@ -392,15 +392,15 @@ open_mailbox(struct sess *s)
 	size_t i;
 	int r;
 
-	r = box_open(&s->box, s->au.mailbox, s->au.maildir, &err);
-	if (r != BOX_OK) {
-		box_close(&s->box);
-		if (r == BOX_INUSE) {
+	r = mstore_open(&s->box, s->au.mailbox, s->au.maildir, &err);
+	if (r != MSTORE_OK) {
+		mstore_close(&s->box);
+		if (r == MSTORE_INUSE) {
 			msg_info("client %s: user=<%s>: %s", s->o->client, s->au.name, buf_str(&err));
 			reply(s, "-ERR [IN-USE] Mailbox is locked by another session");
 		} else {
 			msg_error("client %s: user=<%s>: %s", s->o->client, s->au.name, buf_str(&err));
-			reply(s, "-ERR [SYS/%s] Cannot open the mailbox", r == BOX_PERM ? "PERM" : "TEMP");
+			reply(s, "-ERR [SYS/%s] Cannot open the mailbox", r == MSTORE_PERM ? "PERM" : "TEMP");
 		}
 		buf_free(&err);
 		return -1;
@@ -480,7 +480,7 @@ out:
 }
 
 /* message number argument in TRANSACTION; NULL after an error reply */
-static struct pop_msg *
+static struct mstore_msg *
 msg_arg(struct sess *s, const char *arg, unsigned long *num)
 {
 	int r = pop3_msgnum(arg, s->box.n, num);
@@ -503,7 +503,7 @@ send_msg(struct sess *s, unsigned long num, long top)
 	const char *p;
 	size_t n;
 
-	if (box_get(&s->box, num - 1, &p, &n, &tmp, &err) < 0) {
+	if (mstore_get(&s->box, num - 1, &p, &n, &tmp, &err) < 0) {
 		msg_warn("user=<%s>: message %lu: %s", s->au.name, num, buf_str(&err));
 		reply(s, "-ERR [SYS/TEMP] Message %lu cannot be read", num);
 	} else {
@@ -530,7 +530,7 @@ static void
 list_like(struct sess *s, struct pop3_cmd *c, int uidl)
 {
 	unsigned long num;
-	struct pop_msg *m;
+	struct mstore_msg *m;
 	size_t i;
 
 	if (c->nargs > 1) {
@@ -568,14 +568,14 @@ quit_trans(struct sess *s)
 	for (i = 0; i < s->box.n; i++)
 		if (!s->box.msgs[i].deleted)
 			left++;
-	if (box_update(&s->box, &err) < 0) {
+	if (mstore_update(&s->box, &err) < 0) {
 		msg_error("user=<%s>: update: %s", s->au.name, buf_str(&err));
 		reply(s, "-ERR [SYS/TEMP] Some deleted messages were not removed");
 	} else
 		reply(s, "+OK Logging out, %zu messages left", left);
 	msg_info("logout: user=<%s>, retr=%lu, dele=%lu, bytes=%llu%s", s->au.name,
 	    s->nretr, s->ndele, s->bytes, err.len ? ", update failed" : "");
-	box_close(&s->box);
+	mstore_close(&s->box);
 	s->box_open = 0;
 	buf_free(&err);
 }
@@ -586,7 +586,7 @@ static int
 handle(struct sess *s, struct pop3_cmd *c)
 {
 	unsigned long num, cnt;
-	struct pop_msg *m;
+	struct mstore_msg *m;
 	size_t i;
 
 	/* commands valid in both states */
@@ -806,7 +806,7 @@ sess_end(struct sess *s)
 		/* dropped connection: no UPDATE */
 		msg_info("disconnect: user=<%s>, client=%s, retr=%lu, no changes made",
 		    s->au.name, s->o->client, s->nretr);
-		box_close(&s->box);
+		mstore_close(&s->box);
 	}
 	if (s->ssl) {
 		if (!s->eof)

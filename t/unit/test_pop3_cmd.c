@@ -1,10 +1,10 @@
 /*
  * test_pop3_cmd: the POP3 command parser and helpers (popd/pop3_cmd.c)
- * and the mailbox back ends (popd/mailbox_*.c) on files in /tmp.
+ * and the mailbox store (lib/mstore*.c) on files in /tmp.
  */
 #include "test.h"
 #include "pop3_cmd.h"
-#include "mailbox.h"
+#include "mstore.h"
 #include "conf.h"
 #include "util.h"
 
@@ -108,10 +108,10 @@ test_sasl(void)
 	buf_add(&b, "a\0b\0c\0d", 7);
 	is_int(pop3_sasl_plain(buf_str(&b), b.len, &a, &u, &p), -1, "three NULs");
 	buf_free(&b);
-	ok(pop3_uidl_valid("abc.123"), "uidl valid");
-	ok(!pop3_uidl_valid(""), "uidl empty");
-	ok(!pop3_uidl_valid("a b"), "uidl space");
-	ok(!pop3_uidl_valid("0123456789012345678901234567890123456789012345678901234567890123456789x"),
+	ok(mstore_uidl_valid("abc.123"), "uidl valid");
+	ok(!mstore_uidl_valid(""), "uidl empty");
+	ok(!mstore_uidl_valid("a b"), "uidl space");
+	ok(!mstore_uidl_valid("0123456789012345678901234567890123456789012345678901234567890123456789x"),
 	    "uidl 71 chars");
 }
 
@@ -129,7 +129,7 @@ wire(const char *in, long top, const char *want, const char *name)
 		for (i = 0; i < out.len; i++)
 			if (out.data[i] == '.' && (i == 0 || out.data[i - 1] == '\n'))
 				dots++;
-		is_int(pop3_wire_size(in, strlen(in)), out.len - dots, "%s: size", name);
+		is_int(mstore_wire_size(in, strlen(in)), out.len - dots, "%s: size", name);
 	}
 	buf_free(&out);
 }
@@ -154,7 +154,7 @@ test_mbox(void)
 {
 	char dir[] = "/tmp/test_pop3_XXXXXX";
 	struct buf p = BUF_INIT, err = BUF_INIT, tmp = BUF_INIT, data = BUF_INIT;
-	struct pop_box b, b2;
+	struct mstore b, b2;
 	const char *m;
 	size_t n;
 	static const char box[] =
@@ -165,38 +165,38 @@ test_mbox(void)
 	ok(mkdtemp(dir) != NULL, "temp dir");
 	buf_printf(&p, "%s/mbox", dir);
 	ok(write_file_atomic(buf_str(&p), box, sizeof(box) - 1, 0600) == 0, "write mbox");
-	is_int(box_open(&b, buf_str(&p), 0, &err), BOX_OK, "mbox open");
+	is_int(mstore_open(&b, buf_str(&p), 0, &err), MSTORE_OK, "mbox open");
 	is_int(b.n, 3, "3 messages");
-	is_int(box_get(&b, 0, &m, &n, &tmp, &err), 0, "get 1");
+	is_int(mstore_get(&b, 0, &m, &n, &tmp, &err), 0, "get 1");
 	buf_add(&data, m, n);
 	is_str(buf_str(&data), "Subject: one\n\nbody1\n>From quoted\n", "message 1 content");
 	is_str(b.msgs[1].uidl, "stored-uidl", "X-UIDL used");
-	is_int(box_open(&b2, buf_str(&p), 0, &err), BOX_INUSE, "second open: in use");
-	box_close(&b2);
+	is_int(mstore_open(&b2, buf_str(&p), 0, &err), MSTORE_INUSE, "second open: in use");
+	mstore_close(&b2);
 	{
 		char *u3 = xstrdup(b.msgs[2].uidl);
 		char *u1 = xstrdup(b.msgs[0].uidl);
 
 		b.msgs[1].deleted = 1;
-		is_int(box_update(&b, &err), 0, "update");
-		box_close(&b);
-		is_int(box_open(&b, buf_str(&p), 0, &err), BOX_OK, "reopen");
+		is_int(mstore_update(&b, &err), 0, "update");
+		mstore_close(&b);
+		is_int(mstore_open(&b, buf_str(&p), 0, &err), MSTORE_OK, "reopen");
 		is_int(b.n, 2, "2 messages left");
 		is_str(b.msgs[0].uidl, u1, "uidl 1 stable");
 		is_str(b.msgs[1].uidl, u3, "uidl 3 stable");
 		buf_reset(&data);
-		box_get(&b, 1, &m, &n, &tmp, &err);
+		mstore_get(&b, 1, &m, &n, &tmp, &err);
 		buf_add(&data, m, n);
 		ok(strstr(buf_str(&data), "body3\n") != NULL, "message 3 kept");
-		box_close(&b);
+		mstore_close(&b);
 		free(u1);
 		free(u3);
 	}
 	buf_reset(&data);
 	/* garbage is refused */
 	ok(write_file_atomic(buf_str(&p), "junk\n", 5, 0600) == 0, "write junk");
-	is_int(box_open(&b, buf_str(&p), 0, &err), BOX_PERM, "not an mbox");
-	box_close(&b);
+	is_int(mstore_open(&b, buf_str(&p), 0, &err), MSTORE_PERM, "not an mbox");
+	mstore_close(&b);
 	/* Maildir */
 	{
 		struct buf md = BUF_INIT, f = BUF_INIT;
@@ -211,20 +211,20 @@ test_mbox(void)
 		buf_reset(&f);
 		buf_printf(&f, "%snew/1700000001.M1P1Q1.h", buf_str(&md));
 		write_file_atomic(buf_str(&f), "c\n", 2, 0600);
-		is_int(box_open(&b, buf_str(&md), 1, &err), BOX_OK, "maildir open: %s", buf_str(&err));
+		is_int(mstore_open(&b, buf_str(&md), 1, &err), MSTORE_OK, "maildir open: %s", buf_str(&err));
 		is_int(b.n, 2, "2 messages");
 		is_str(b.msgs[0].uidl, "1700000000.M1P1Q1.h", "uidl from the name");
 		is_int(b.msgs[0].size, 8, "size");
-		is_int(box_open(&b2, buf_str(&md), 1, &err), BOX_INUSE, "maildir in use");
-		box_close(&b2);
+		is_int(mstore_open(&b2, buf_str(&md), 1, &err), MSTORE_INUSE, "maildir in use");
+		mstore_close(&b2);
 		b.msgs[0].deleted = 1;
-		is_int(box_update(&b, &err), 0, "maildir update");
-		box_close(&b);
-		is_int(box_open(&b, buf_str(&md), 1, &err), BOX_OK, "maildir reopen");
+		is_int(mstore_update(&b, &err), 0, "maildir update");
+		mstore_close(&b);
+		is_int(mstore_open(&b, buf_str(&md), 1, &err), MSTORE_OK, "maildir reopen");
 		is_int(b.n, 1, "1 message");
 		is_str(b.msgs[0].uidl, "1700000001.M1P1Q1.h", "uidl kept");
 		is_int(b.msgs[0].size, 3, "size from W=");
-		box_close(&b);
+		mstore_close(&b);
 		buf_free(&md);
 		buf_free(&f);
 	}

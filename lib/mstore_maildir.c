@@ -1,7 +1,8 @@
 /*
- * mailbox_maildir.c: a Maildir as a POP3 maildrop.
+ * mstore_maildir.c: the Maildir back end of mstore.h (for popd, the
+ * RFC 1939 maildrop).
  *
- * Open: flock(DIR/.hermod-pop3.lock) without waiting (held: BOX_INUSE),
+ * Open: flock(DIR/.hermod-pop3.lock) without waiting (held: MSTORE_INUSE),
  * then every file of new/ moves to cur/ as "BASE,W=SIZE:2," (W= is the
  * size as sent, read by later sessions instead of the file, as Dovecot
  * does), then cur/ is listed once: files delivered later wait for the
@@ -11,9 +12,8 @@
  * a name that is not a valid UIDL is hashed.  UPDATE unlinks the
  * deleted files and fsyncs cur/.
  */
-#include "mailbox.h"
+#include "mstore.h"
 #include "maildir.h"
-#include "pop3_cmd.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -105,13 +105,13 @@ unique_part(const char *name)
 static int
 cmp_msg(const void *a, const void *b)
 {
-	const struct pop_msg *x = a, *y = b;
+	const struct mstore_msg *x = a, *y = b;
 
 	return strverscmp(x->uidl, y->uidl);
 }
 
 static int
-scan(struct pop_box *b, const char *sub, int move, struct buf *err)
+scan(struct mstore *b, const char *sub, int move, struct buf *err)
 {
 	int fd = openat(b->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct buf data = BUF_INIT, nm = BUF_INIT, e2 = BUF_INIT;
@@ -126,7 +126,7 @@ scan(struct pop_box *b, const char *sub, int move, struct buf *err)
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
-		struct pop_msg *m;
+		struct mstore_msg *m;
 		size_t ws;
 		int have_w;
 
@@ -144,7 +144,7 @@ scan(struct pop_box *b, const char *sub, int move, struct buf *err)
 				msg_warn("%s%s: skipped: %s", b->path, buf_str(&nm), buf_str(&e2));
 				continue;
 			}
-			ws = pop3_wire_size(data.data ? data.data : "", data.len);
+			ws = mstore_wire_size(data.data ? data.data : "", data.len);
 		}
 		if (move && !strchr(de->d_name, ':')) {
 			struct buf to = BUF_INIT;
@@ -178,36 +178,36 @@ scan(struct pop_box *b, const char *sub, int move, struct buf *err)
 }
 
 int
-maildir_box_open(struct pop_box *b, struct buf *err)
+mstore_maildir_open(struct mstore *b, struct buf *err)
 {
 	struct buf lp = BUF_INIT;
 	size_t i;
 
 	if (maildir_create(b->path) < 0) {
 		buf_printf(err, "maildir %s: %s", b->path, strerror(errno));
-		return BOX_ERR;
+		return MSTORE_ERR;
 	}
 	if ((b->dirfd = open(b->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		buf_printf(err, "maildir %s: %s", b->path, strerror(errno));
-		return BOX_ERR;
+		return MSTORE_ERR;
 	}
 	b->lockfd = openat(b->dirfd, ".hermod-pop3.lock",
 	    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (b->lockfd < 0) {
 		buf_printf(err, "lock file %s.hermod-pop3.lock: %s", b->path, strerror(errno));
 		buf_free(&lp);
-		return BOX_ERR;
+		return MSTORE_ERR;
 	}
 	if (flock(b->lockfd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK) {
 			buf_printf(err, "maildir %s is in use by another session", b->path);
-			return BOX_INUSE;
+			return MSTORE_INUSE;
 		}
 		buf_printf(err, "lock %s: %s", b->path, strerror(errno));
-		return BOX_ERR;
+		return MSTORE_ERR;
 	}
 	if (scan(b, "new", 1, err) < 0 || scan(b, "cur", 0, err) < 0)
-		return BOX_ERR;
+		return MSTORE_ERR;
 	/* a message moved from new/ was listed twice when cur/ was read
 	 * after the rename: drop the second entry */
 	if (b->n > 1)
@@ -222,26 +222,26 @@ maildir_box_open(struct pop_box *b, struct buf *err)
 			i++;
 	}
 	for (i = 0; i < b->n; i++)
-		if (!pop3_uidl_valid(b->msgs[i].uidl) || strlen(b->msgs[i].uidl) > 60) {
+		if (!mstore_uidl_valid(b->msgs[i].uidl) || strlen(b->msgs[i].uidl) > 60) {
 			struct buf u = BUF_INIT;
 
-			box_hash_uidl(b->msgs[i].uidl, strlen(b->msgs[i].uidl), &u);
+			mstore_hash_uidl(b->msgs[i].uidl, strlen(b->msgs[i].uidl), &u);
 			free(b->msgs[i].uidl);
 			b->msgs[i].uidl = buf_steal(&u);
 		}
-	box_uniq_uidls(b);
+	mstore_uniq_uidls(b);
 	buf_free(&lp);
-	return BOX_OK;
+	return MSTORE_OK;
 }
 
 int
-maildir_box_get(struct pop_box *b, size_t i, struct buf *tmp, struct buf *err)
+mstore_maildir_get(struct mstore *b, size_t i, struct buf *tmp, struct buf *err)
 {
 	return read_at(b->dirfd, b->msgs[i].name, tmp, err);
 }
 
 int
-maildir_box_update(struct pop_box *b, struct buf *err)
+mstore_maildir_update(struct mstore *b, struct buf *err)
 {
 	size_t i;
 	int rc = 0;
@@ -269,7 +269,7 @@ maildir_box_update(struct pop_box *b, struct buf *err)
 }
 
 void
-maildir_box_close(struct pop_box *b)
+mstore_maildir_close(struct mstore *b)
 {
 	if (b->lockfd >= 0)
 		close(b->lockfd);

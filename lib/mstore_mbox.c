@@ -1,5 +1,6 @@
 /*
- * mailbox_mbox.c: an mbox file as a POP3 maildrop.
+ * mstore_mbox.c: the mbox back end of mstore.h (for popd, the RFC 1939
+ * maildrop).
  *
  * Locking: mbox_open() of lib/mbox.h takes the NAME.lock dotlock and the
  * fcntl write lock exactly as local does, and both are held until the
@@ -27,8 +28,7 @@
  * (a /var/mail that is not writable by users), the file is compacted in
  * place instead, under the same locks, then truncated and fsynced.
  */
-#include "mailbox.h"
-#include "pop3_cmd.h"
+#include "mstore.h"
 #include "util.h"
 
 #include <errno.h>
@@ -64,7 +64,7 @@ find_xuidl(const char *p, size_t n)
 			if (le > v && le - v <= 70) {
 				char *s = xstrndup(v, (size_t)(le - v));
 
-				if (pop3_uidl_valid(s))
+				if (mstore_uidl_valid(s))
 					return s;
 				free(s);
 			}
@@ -76,7 +76,7 @@ find_xuidl(const char *p, size_t n)
 }
 
 static int
-parse(struct pop_box *b, struct buf *err)
+parse(struct mstore *b, struct buf *err)
 {
 	const char *m = b->map, *end = b->map + b->maplen, *p = m;
 	size_t cap = 0;
@@ -90,7 +90,7 @@ parse(struct pop_box *b, struct buf *err)
 	while (p < end) {
 		const char *fl_end = memchr(p, '\n', (size_t)(end - p));
 		const char *body, *next, *q;
-		struct pop_msg *msg;
+		struct mstore_msg *msg;
 		size_t len;
 
 		body = fl_end ? fl_end + 1 : end;
@@ -128,23 +128,23 @@ parse(struct pop_box *b, struct buf *err)
 		msg->off = p - m;
 		msg->body = body - m;
 		msg->len = len;
-		msg->size = pop3_wire_size(body, len);
+		msg->size = mstore_wire_size(body, len);
 		if ((msg->uidl = find_xuidl(body, len)) != NULL)
 			msg->has_uidl_hdr = 1;
 		else {
 			struct buf u = BUF_INIT;
 
-			box_hash_uidl(p, (size_t)(body - p) + len, &u);
+			mstore_hash_uidl(p, (size_t)(body - p) + len, &u);
 			msg->uidl = buf_steal(&u);
 		}
 		p = next ? next : end;
 	}
-	box_uniq_uidls(b);
+	mstore_uniq_uidls(b);
 	return 0;
 }
 
 int
-mbox_box_open(struct pop_box *b, struct buf *err)
+mstore_mbox_open(struct mstore *b, struct buf *err)
 {
 	struct mbox_opts o;
 	struct stat st, st2;
@@ -160,20 +160,20 @@ mbox_box_open(struct pop_box *b, struct buf *err)
 		e = errno;
 		b->mb.fd = -1;
 		if (e == EAGAIN)
-			return BOX_INUSE;
+			return MSTORE_INUSE;
 		if (e == ELOOP || e == EMLINK || e == EPERM || e == EINVAL)
-			return BOX_PERM;
-		return BOX_ERR;
+			return MSTORE_PERM;
+		return MSTORE_ERR;
 	}
 	b->mb_open = 1;
 	b->rfd = open(b->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (b->rfd < 0 || fstat(b->rfd, &st) < 0 || fstat(b->mb.fd, &st2) < 0) {
 		buf_printf(err, "open %s: %s", b->path, strerror(errno));
-		return BOX_ERR;
+		return MSTORE_ERR;
 	}
 	if (st.st_ino != st2.st_ino || st.st_dev != st2.st_dev) {
 		buf_printf(err, "%s changed while it was opened", b->path);
-		return BOX_ERR;
+		return MSTORE_ERR;
 	}
 	b->maplen = (size_t)b->mb.start;
 	if (b->maplen) {
@@ -181,12 +181,12 @@ mbox_box_open(struct pop_box *b, struct buf *err)
 		if (b->map == MAP_FAILED) {
 			b->map = NULL;
 			buf_printf(err, "mmap %s: %s", b->path, strerror(errno));
-			return BOX_ERR;
+			return MSTORE_ERR;
 		}
 	}
 	if (parse(b, err) < 0)
-		return BOX_PERM;
-	return BOX_OK;
+		return MSTORE_PERM;
+	return MSTORE_OK;
 }
 
 static int
@@ -211,7 +211,7 @@ wr(int fd, off_t *pos, const void *p, size_t n)
 /* Write the kept messages to fd from position 0; with add_uidl, an
  * X-UIDL: field for those that have none.  The end offset in *endp. */
 static int
-write_kept(struct pop_box *b, int fd, int add_uidl, int in_place, off_t *endp)
+write_kept(struct mstore *b, int fd, int add_uidl, int in_place, off_t *endp)
 {
 	struct buf tmp = BUF_INIT;
 	off_t pos = 0;
@@ -219,7 +219,7 @@ write_kept(struct pop_box *b, int fd, int add_uidl, int in_place, off_t *endp)
 	int first = 1;
 
 	for (i = 0; i < b->n; i++) {
-		struct pop_msg *m = &b->msgs[i];
+		struct mstore_msg *m = &b->msgs[i];
 		const char *fl = b->map + m->off;
 		size_t fl_len = (size_t)(m->body - m->off);
 
@@ -253,7 +253,7 @@ write_kept(struct pop_box *b, int fd, int add_uidl, int in_place, off_t *endp)
 }
 
 int
-mbox_box_update(struct pop_box *b, struct buf *err)
+mstore_mbox_update(struct mstore *b, struct buf *err)
 {
 	struct buf tp = BUF_INIT;
 	struct stat st;
@@ -298,7 +298,7 @@ mbox_box_update(struct pop_box *b, struct buf *err)
 	}
 	if (fsync_parent(b->path) < 0)
 		msg_warn("fsync the folder of %s: %s", b->path, strerror(errno));
-	/* keep the new file locked until the dotlock goes (mbox_box_close) */
+	/* keep the new file locked until the dotlock goes (mstore_mbox_close) */
 	if (b->rfd >= 0 && b->map) {
 		munmap(b->map, b->maplen);
 		b->map = NULL;
@@ -310,7 +310,7 @@ mbox_box_update(struct pop_box *b, struct buf *err)
 }
 
 void
-mbox_box_close(struct pop_box *b)
+mstore_mbox_close(struct mstore *b)
 {
 	if (b->map)
 		munmap(b->map, b->maplen);

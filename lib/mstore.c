@@ -1,8 +1,8 @@
 /*
- * mailbox.c: the back-end independent part of mailbox.h (dispatch,
- * UIDL hashing and de-duplication).
+ * mstore.c: the back-end independent part of mstore.h (dispatch, the
+ * unique id checks, hashing and de-duplication, the CRLF size).
  */
-#include "mailbox.h"
+#include "mstore.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -12,25 +12,25 @@
 #include <unistd.h>
 
 int
-box_open(struct pop_box *b, const char *path, int maildir, struct buf *err)
+mstore_open(struct mstore *b, const char *path, int maildir, struct buf *err)
 {
 	memset(b, 0, sizeof(*b));
 	b->dirfd = b->lockfd = b->rfd = -1;
 	b->mb.fd = -1;
 	b->maildir = maildir;
 	b->path = xstrdup(path);
-	return maildir ? maildir_box_open(b, err) : mbox_box_open(b, err);
+	return maildir ? mstore_maildir_open(b, err) : mstore_mbox_open(b, err);
 }
 
 int
-box_get(struct pop_box *b, size_t i, const char **p, size_t *n,
+mstore_get(struct mstore *b, size_t i, const char **p, size_t *n,
     struct buf *tmp, struct buf *err)
 {
 	if (i >= b->n)
 		return -1;
 	if (b->maildir) {
 		buf_reset(tmp);
-		if (maildir_box_get(b, i, tmp, err) < 0)
+		if (mstore_maildir_get(b, i, tmp, err) < 0)
 			return -1;
 		*p = tmp->data ? tmp->data : "";
 		*n = tmp->len;
@@ -42,7 +42,7 @@ box_get(struct pop_box *b, size_t i, const char **p, size_t *n,
 }
 
 int
-box_update(struct pop_box *b, struct buf *err)
+mstore_update(struct mstore *b, struct buf *err)
 {
 	size_t i;
 
@@ -51,18 +51,18 @@ box_update(struct pop_box *b, struct buf *err)
 			break;
 	if (i == b->n)
 		return 0;
-	return b->maildir ? maildir_box_update(b, err) : mbox_box_update(b, err);
+	return b->maildir ? mstore_maildir_update(b, err) : mstore_mbox_update(b, err);
 }
 
 void
-box_close(struct pop_box *b)
+mstore_close(struct mstore *b)
 {
 	size_t i;
 
 	if (b->maildir)
-		maildir_box_close(b);
+		mstore_maildir_close(b);
 	else
-		mbox_box_close(b);
+		mstore_mbox_close(b);
 	for (i = 0; i < b->n; i++) {
 		free(b->msgs[i].uidl);
 		free(b->msgs[i].name);
@@ -75,7 +75,7 @@ box_close(struct pop_box *b)
 }
 
 void
-box_hash_uidl(const void *p, size_t n, struct buf *out)
+mstore_hash_uidl(const void *p, size_t n, struct buf *out)
 {
 	const unsigned char *s = p;
 	uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
@@ -89,13 +89,13 @@ box_hash_uidl(const void *p, size_t n, struct buf *out)
 	buf_printf(out, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
 }
 
-static struct pop_box *sort_box;
+static struct mstore *sort_store;
 
 static int
 cmp_uidl(const void *a, const void *b)
 {
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	int c = strcmp(sort_box->msgs[x].uidl, sort_box->msgs[y].uidl);
+	int c = strcmp(sort_store->msgs[x].uidl, sort_store->msgs[y].uidl);
 
 	if (c)
 		return c;
@@ -103,7 +103,7 @@ cmp_uidl(const void *a, const void *b)
 }
 
 void
-box_uniq_uidls(struct pop_box *b)
+mstore_uniq_uidls(struct mstore *b)
 {
 	size_t *ix, i, run = 1;
 	char *prev = NULL;
@@ -113,10 +113,10 @@ box_uniq_uidls(struct pop_box *b)
 	ix = xcalloc(b->n, sizeof(*ix));
 	for (i = 0; i < b->n; i++)
 		ix[i] = i;
-	sort_box = b;
+	sort_store = b;
 	qsort(ix, b->n, sizeof(*ix), cmp_uidl);
 	for (i = 0; i < b->n; i++) {
-		struct pop_msg *m = &b->msgs[ix[i]];
+		struct mstore_msg *m = &b->msgs[ix[i]];
 		struct buf u = BUF_INIT;
 
 		if (!prev || strcmp(m->uidl, prev)) {
@@ -127,7 +127,7 @@ box_uniq_uidls(struct pop_box *b)
 		}
 		run++;
 		if (strlen(m->uidl) > 60) {
-			box_hash_uidl(m->uidl, strlen(m->uidl), &u);
+			mstore_hash_uidl(m->uidl, strlen(m->uidl), &u);
 			buf_printf(&u, ".%zu", run);
 		} else
 			buf_printf(&u, "%s.%zu", m->uidl, run);
@@ -136,4 +136,35 @@ box_uniq_uidls(struct pop_box *b)
 	}
 	free(prev);
 	free(ix);
+}
+
+int
+mstore_uidl_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return 0;
+	return n >= 1 && n <= 70;
+}
+
+size_t
+mstore_wire_size(const char *p, size_t n)
+{
+	const char *end = p + n, *q = p;
+	size_t size = n;
+
+	while (q < end) {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+
+		if (!nl) {
+			size += 2;	/* a line end is added to the last line */
+			break;
+		}
+		if (nl == q || nl[-1] != '\r')
+			size++;
+		q = nl + 1;
+	}
+	return size;
 }
