@@ -97,7 +97,7 @@ with SystemUser() as su, Instance(users=["alice", "bob", "carol", "dave", "sende
     fwd = os.path.join(h.dir, "fwd")
     spool = os.path.join(h.dir, "mailspool")
     os.makedirs(fwd)
-    os.makedirs(spool)
+    os.makedirs(spool, exist_ok=True)   # a rootless instance has one already
     os.chmod(spool, 0o1777)
     work = os.path.join(h.dir, "work")
     os.makedirs(work)

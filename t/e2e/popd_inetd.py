@@ -256,9 +256,14 @@ with Instance(users=["a", "b"], password="p", start=False,
     kids = descendants(p.pid)
     t.ok(b"+OK Logged in" in got, "inetd: logged in", got)
     t.is_(_readlink("/proc/%d/fd/2" % p.pid), "/dev/null", "inetd: the parent's stderr is not the client")
-    t.ok(len(kids) == 2 and len(holders) == 1 and holders[0] in kids and p.pid not in holders,
-         "inetd: only the login process holds the client socket (not the parent, not the mail process)",
-         "parent %d, children %r, holders %r" % (p.pid, kids, holders))
+    if not holders and os.geteuid() != 0:
+        # popd's processes make themselves non-dumpable, which gives
+        # their /proc/PID/fd to root: only root can look
+        t.skip("inetd: only the login process holds the client socket", "needs root to read /proc/PID/fd")
+    else:
+        t.ok(len(kids) == 2 and len(holders) == 1 and holders[0] in kids and p.pid not in holders,
+             "inetd: only the login process holds the client socket (not the parent, not the mail process)",
+             "parent %d, children %r, holders %r" % (p.pid, kids, holders))
     a.sendall(b"QUIT\r\n")
     rest = b""
     try:
