@@ -1,0 +1,919 @@
+/*
+ * mstore_index.c: the per-folder UID index of mstore_index.h, after
+ * Dovecot's dovecot-uidlist: a text file of "UID MODSEQ BASENAME" lines
+ * under a header, rewritten whole through a temporary file and rename,
+ * so that a reader sees the old file or the new one, never a mix.
+ *
+ * A sync holds an fcntl write lock on hermod-uidlist.lock from reading
+ * the file to renaming the new one into place: two processes cannot both
+ * read UIDNEXT N and give N to different files.  The parser is strict
+ * (bounded lines and counts, canonical numbers) because anything may have
+ * written the file; what it cannot trust it drops, and the rules for
+ * UIDVALIDITY when it drops everything are in doc/mstore-index.md.
+ */
+#include "mstore_index.h"
+#include "maildir.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Times a scan is repeated while new/ or cur/ change under it. */
+#define MIDX_SCAN_TRIES	5
+
+static const char flag_letters[] = "DFPRST";	/* bit i = letter i */
+
+unsigned
+mstore_index_flags_parse(const char *s)
+{
+	unsigned f = 0;
+	const char *p;
+
+	for (; *s; s++)
+		if ((p = strchr(flag_letters, *s)) != NULL)
+			f |= 1u << (p - flag_letters);
+	return f;
+}
+
+void
+mstore_index_flags_str(unsigned flags, struct buf *out)
+{
+	size_t i;
+
+	for (i = 0; flag_letters[i]; i++)
+		if (flags & (1u << i))
+			buf_addc(out, flag_letters[i]);
+}
+
+/* A BASENAME byte: printable, and none of the separators of a Maildir
+ * name (',' ':'), of a path ('/') or of an index line (' ').  Bytes
+ * >= 0x80 are refused too, so that a line is plain ASCII. */
+static int
+base_char(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '/' && c != ':' && c != ',';
+}
+
+static int
+base_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > MIDX_MAX_BASE)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!base_char((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* An IMAP atom character (RFC 3501 ATOM-CHAR), minus ',' our separator. */
+static int
+kw_char(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && !strchr("(){%*\"\\],", c);
+}
+
+static int
+keywords_valid_n(const char *s, size_t n)
+{
+	size_t i, len = 0, count = 0;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i <= n; i++) {
+		if (i == n || s[i] == ',') {
+			if (len == 0 || ++count > MIDX_MAX_KEYWORDS)
+				return 0;
+			len = 0;
+			continue;
+		}
+		if (!kw_char((unsigned char)s[i]) || ++len > MIDX_MAX_KEYWORD)
+			return 0;
+	}
+	return 1;
+}
+
+int
+mstore_index_keywords_valid(const char *s)
+{
+	return keywords_valid_n(s, strlen(s));
+}
+
+/* A canonical decimal (no sign, no leading zero) in [1, max]. */
+static int
+num_parse(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (n == 0 || n > 20 || s[0] == '0')
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+
+		if (d > 9 || v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Split a line (without its LF) on single spaces into at most max fields;
+ * the number of fields, or -1 when there are more or one is empty. */
+static int
+fields(const char *s, size_t n, const char **f, size_t *fl, int max)
+{
+	int k = 0;
+	size_t i, start = 0;
+
+	for (i = 0; i <= n; i++) {
+		if (i < n && s[i] != ' ')
+			continue;
+		if (i == start || k == max)
+			return -1;
+		f[k] = s + start;
+		fl[k++] = i - start;
+		start = i + 1;
+	}
+	return k;
+}
+
+static void
+msg_free(struct mstore_index_msg *m)
+{
+	free(m->base);
+	free(m->name);
+	free(m->keywords);
+}
+
+void
+mstore_index_clear(struct mstore_index *ix)
+{
+	size_t i;
+
+	for (i = 0; i < ix->n; i++)
+		msg_free(&ix->msgs[i]);
+	free(ix->msgs);
+	ix->msgs = NULL;
+	ix->n = 0;
+	free(ix->expunged);
+	ix->expunged = NULL;
+	ix->nexpunged = 0;
+}
+
+/* One entry line; 0 with *m filled, -1 malformed. */
+static int
+parse_entry(const char *s, size_t n, struct mstore_index_msg *m)
+{
+	const char *f[5];
+	size_t fl[5];
+	uint64_t v;
+	int k = fields(s, n, f, fl, 5), i;
+	const char *kw = NULL;
+	size_t kwn = 0;
+	unsigned flags = 0;
+
+	if (k < 3)
+		return -1;
+	memset(m, 0, sizeof(*m));
+	if (num_parse(f[0], fl[0], UINT32_MAX, &v) < 0)
+		return -1;
+	m->uid = (uint32_t)v;
+	if (num_parse(f[1], fl[1], MIDX_MAX_MODSEQ, &m->modseq) < 0)
+		return -1;
+	if (!base_valid(f[2], fl[2]))
+		return -1;
+	i = 3;
+	if (i < k && fl[i] > 2 && !memcmp(f[i], "F:", 2)) {
+		size_t j;
+		int last = -1;
+
+		/* canonical: known letters, each once, in ascending order */
+		for (j = 2; j < fl[i]; j++) {
+			const char *p = memchr(flag_letters, f[i][j], sizeof(flag_letters) - 1);
+
+			if (!p || (int)(p - flag_letters) <= last)
+				return -1;
+			last = (int)(p - flag_letters);
+			flags |= 1u << last;
+		}
+		i++;
+	}
+	if (i < k && fl[i] > 2 && !memcmp(f[i], "K:", 2)) {
+		kw = f[i] + 2;
+		kwn = fl[i] - 2;
+		if (!keywords_valid_n(kw, kwn))
+			return -1;
+		i++;
+	}
+	if (i != k)
+		return -1;
+	m->flags = flags;
+	m->base = xstrndup(f[2], fl[2]);
+	if (kw)
+		m->keywords = xstrndup(kw, kwn);
+	return 0;
+}
+
+static int
+cmp_base_ptr(const void *a, const void *b)
+{
+	const struct mstore_index_msg *const *x = a, *const *y = b;
+
+	return strcmp((*x)->base, (*y)->base);
+}
+
+int
+mstore_index_parse(struct mstore_index *ix, const char *p, size_t n)
+{
+	const char *end = p + n, *nl, *f[4];
+	size_t fl[4], cap = 0, i, kept;
+	uint64_t uv, next, hms, maxuid = 0, maxms = 0;
+	int rc = MIDX_PARSE_OK, k;
+	struct mstore_index_msg **byname;
+	unsigned char *drop;
+
+	ix->uidvalidity = 0;
+	nl = memchr(p, '\n', n);
+	if (!nl || (size_t)(nl - p) >= MIDX_MAX_LINE)
+		k = -1;
+	else
+		k = fields(p, (size_t)(nl - p), f, fl, 4);
+	/* what of the header is readable: "V1 UIDVALIDITY" at least, for the
+	 * rule that a new UIDVALIDITY is greater than the old one */
+	if (k >= 2 && fl[0] == 2 && !memcmp(f[0], "V1", 2) &&
+	    num_parse(f[1], fl[1], UINT32_MAX, &uv) == 0)
+		ix->uidvalidity = (uint32_t)uv;
+	if (k != 4 || !ix->uidvalidity ||
+	    num_parse(f[2], fl[2], UINT32_MAX, &next) < 0 ||
+	    num_parse(f[3], fl[3], MIDX_MAX_MODSEQ, &hms) < 0)
+		return MIDX_PARSE_BAD;
+	ix->uidnext = (uint32_t)next;
+	ix->highestmodseq = hms;
+	for (p = nl + 1; p < end; p = nl + 1) {
+		struct mstore_index_msg m;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			rc = MIDX_PARSE_SALVAGED;	/* torn last line */
+			break;
+		}
+		if ((size_t)(nl - p) >= MIDX_MAX_LINE || parse_entry(p, (size_t)(nl - p), &m) < 0) {
+			rc = MIDX_PARSE_SALVAGED;
+			continue;
+		}
+		/* a UID seen anywhere may have been shown to a client, so
+		 * UIDNEXT passes it even when the entry is dropped */
+		if (m.uid > maxuid)
+			maxuid = m.uid;
+		if (m.modseq > maxms)
+			maxms = m.modseq;
+		if (ix->n >= MIDX_MAX_MSGS || m.uid >= ix->uidnext ||
+		    (ix->n > 0 && m.uid <= ix->msgs[ix->n - 1].uid)) {
+			msg_free(&m);
+			rc = MIDX_PARSE_SALVAGED;
+			continue;
+		}
+		if (ix->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			ix->msgs = xreallocarray(ix->msgs, cap, sizeof(*ix->msgs));
+		}
+		ix->msgs[ix->n++] = m;
+	}
+	if (maxuid >= ix->uidnext) {
+		if (maxuid == UINT32_MAX)
+			goto bad;	/* no UID left to give: start again */
+		ix->uidnext = (uint32_t)maxuid + 1;
+		rc = MIDX_PARSE_SALVAGED;
+	}
+	if (maxms > ix->highestmodseq) {
+		ix->highestmodseq = maxms;
+		rc = MIDX_PARSE_SALVAGED;
+	}
+	if (ix->n < 2)
+		return rc;
+	/* one file, one UID: of entries with equal BASENAMEs keep the first */
+	byname = xreallocarray(NULL, ix->n, sizeof(*byname));
+	drop = xcalloc(ix->n, 1);
+	for (i = 0; i < ix->n; i++)
+		byname[i] = &ix->msgs[i];
+	qsort(byname, ix->n, sizeof(*byname), cmp_base_ptr);
+	for (i = 1; i < ix->n; i++)
+		if (!strcmp(byname[i]->base, byname[i - 1]->base)) {
+			/* byname[] of equal names is not in UID order: mark the larger UID */
+			struct mstore_index_msg *a = byname[i - 1], *b = byname[i];
+
+			drop[(a->uid > b->uid ? a : b) - ix->msgs] = 1;
+			if (a->uid > b->uid)
+				byname[i] = a;	/* keep comparing against the survivor */
+			rc = MIDX_PARSE_SALVAGED;
+		}
+	for (i = kept = 0; i < ix->n; i++) {
+		if (drop[i])
+			msg_free(&ix->msgs[i]);
+		else
+			ix->msgs[kept++] = ix->msgs[i];
+	}
+	ix->n = kept;
+	free(byname);
+	free(drop);
+	return rc;
+bad:
+	uv = ix->uidvalidity;
+	mstore_index_clear(ix);
+	ix->uidvalidity = (uint32_t)uv;
+	return MIDX_PARSE_BAD;
+}
+
+void
+mstore_index_format(const struct mstore_index *ix, struct buf *out)
+{
+	size_t i;
+
+	buf_printf(out, "V1 %u %u %llu\n", (unsigned)ix->uidvalidity,
+	    (unsigned)ix->uidnext, (unsigned long long)ix->highestmodseq);
+	for (i = 0; i < ix->n; i++) {
+		const struct mstore_index_msg *m = &ix->msgs[i];
+
+		buf_printf(out, "%u %llu %s", (unsigned)m->uid,
+		    (unsigned long long)m->modseq, m->base);
+		if (m->flags & MIDX_ALL) {
+			buf_adds(out, " F:");
+			mstore_index_flags_str(m->flags, out);
+		}
+		if (m->keywords && *m->keywords)
+			buf_printf(out, " K:%s", m->keywords);
+		buf_addc(out, '\n');
+	}
+}
+
+/* --- the folder ------------------------------------------------------ */
+
+struct scanned {
+	char *base;
+	char *name;		/* "new/..." or "cur/..." */
+	unsigned flags;
+	int used;
+};
+
+struct scan {
+	struct scanned *v;
+	size_t n, cap;
+};
+
+static void
+scan_free(struct scan *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->v[i].base);
+		free(s->v[i].name);
+	}
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+static int
+scan_dir(struct mstore_index *ix, const char *sub, struct scan *s, struct buf *err)
+{
+	int fd = openat(ix->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		buf_printf(err, "%s/%s: %s", ix->path, sub, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		const char *nm = de->d_name, *info;
+		size_t bl = strcspn(nm, ",:");
+		struct scanned *e;
+		struct buf b = BUF_INIT;
+
+		if (nm[0] == '.' || de->d_type == DT_DIR)
+			continue;
+		if (!base_valid(nm, bl)) {
+			msg_warn("%s/%s/%s: name not usable in the UID index, skipped", ix->path, sub, nm);
+			continue;
+		}
+		if (s->n >= MIDX_MAX_MSGS)
+			break;
+		if (s->n == s->cap) {
+			s->cap = s->cap ? s->cap * 2 : 64;
+			s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+		}
+		e = &s->v[s->n++];
+		e->base = xstrndup(nm, bl);
+		buf_printf(&b, "%s/%s", sub, nm);
+		e->name = buf_steal(&b);
+		info = strstr(nm, ":2,");
+		e->flags = info ? mstore_index_flags_parse(info + 3) : 0;
+		e->used = 0;
+		errno = 0;
+	}
+	if (errno) {
+		buf_printf(err, "%s/%s: readdir: %s", ix->path, sub, strerror(errno));
+		closedir(d);
+		return -1;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+cmp_scanned(const void *a, const void *b)
+{
+	const struct scanned *x = a, *y = b;
+	int c = strcmp(x->base, y->base);
+
+	/* the same message in new/ and cur/ (moved during the scan): cur/
+	 * sorts first and is the one kept */
+	return c ? c : strcmp(x->name, y->name);
+}
+
+static int
+dir_stamp(struct mstore_index *ix, struct timespec *t)
+{
+	struct stat st;
+
+	if (fstatat(ix->dirfd, "new", &st, 0) < 0)
+		return -1;
+	t[0] = st.st_mtim;
+	if (fstatat(ix->dirfd, "cur", &st, 0) < 0)
+		return -1;
+	t[1] = st.st_mtim;
+	return 0;
+}
+
+/* List new/ then cur/ (a file moving from new/ to cur/ meanwhile is seen
+ * at least once), again while either changed during the listing: a file
+ * renamed in cur/ while readdir runs may be missed, and would then look
+ * expunged. */
+static int
+scan_folder(struct mstore_index *ix, struct scan *s, struct buf *err)
+{
+	struct timespec t0[2], t1[2];
+	size_t i, k;
+	int tries;
+
+	for (tries = 0; ; tries++) {
+		scan_free(s);
+		if (dir_stamp(ix, t0) < 0) {
+			buf_printf(err, "%s: stat new/, cur/: %s", ix->path, strerror(errno));
+			return -1;
+		}
+		if (scan_dir(ix, "new", s, err) < 0 || scan_dir(ix, "cur", s, err) < 0)
+			return -1;
+		if (dir_stamp(ix, t1) < 0) {
+			buf_printf(err, "%s: stat new/, cur/: %s", ix->path, strerror(errno));
+			return -1;
+		}
+		if (!memcmp(t0, t1, sizeof(t0)) || tries + 1 >= MIDX_SCAN_TRIES)
+			break;
+	}
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_scanned);
+	for (i = k = 0; i < s->n; i++) {
+		if (k > 0 && !strcmp(s->v[i].base, s->v[k - 1].base)) {
+			if (strncmp(s->v[i].name, "new/", 4))
+				msg_warn("%s/%s: same unique name as %s, skipped", ix->path,
+				    s->v[i].name, s->v[k - 1].name);
+			free(s->v[i].base);
+			free(s->v[i].name);
+			continue;
+		}
+		s->v[k++] = s->v[i];
+	}
+	s->n = k;
+	return 0;
+}
+
+static int
+find_scanned(const void *key, const void *elt)
+{
+	return strcmp(key, ((const struct scanned *)elt)->base);
+}
+
+/* The arrival time of a Maildir name: its leading decimal seconds. */
+static unsigned long long
+name_time(const char *base)
+{
+	unsigned long long t = 0;
+
+	while (*base >= '0' && *base <= '9' && t < 100000000000000ULL)
+		t = t * 10 + (unsigned)(*base++ - '0');
+	return t;
+}
+
+static int
+cmp_arrival(const void *a, const void *b)
+{
+	const struct scanned *const *x = a, *const *y = b;
+	unsigned long long tx = name_time((*x)->base), ty = name_time((*y)->base);
+
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
+	return strverscmp((*x)->base, (*y)->base);
+}
+
+static int
+lock_index(struct mstore_index *ix, int type, struct buf *err)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = (short)type;
+	fl.l_whence = SEEK_SET;
+	while (fcntl(ix->lockfd, F_SETLKW, &fl) < 0) {
+		if (errno == EINTR)
+			continue;
+		buf_printf(err, "%s/%s: fcntl lock: %s", ix->path, MIDX_LOCK, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The last UIDVALIDITY, kept in the lock file too, so that a deleted
+ * index in the same second still gets a greater one; 0 unknown. */
+static uint32_t
+lock_uidvalidity(struct mstore_index *ix)
+{
+	char b[16];
+	ssize_t r = pread(ix->lockfd, b, sizeof(b) - 1, 0);
+	uint64_t v;
+
+	if (r <= 1 || b[r - 1] != '\n' || num_parse(b, (size_t)r - 1, UINT32_MAX, &v) < 0)
+		return 0;
+	return (uint32_t)v;
+}
+
+static int
+write_index(struct mstore_index *ix, struct buf *err)
+{
+	struct buf out = BUF_INIT, path = BUF_INIT, uv = BUF_INIT;
+	int rc = 0;
+
+	mstore_index_format(ix, &out);
+	buf_printf(&path, "%s/%s", ix->path, MIDX_FILE);
+	if (write_file_atomic(buf_str(&path), out.data, out.len, 0600) < 0) {
+		buf_printf(err, "%s: write: %s", buf_str(&path), strerror(errno));
+		rc = -1;
+	}
+	/* only a hint for the next rebuild: a failure here is not worth
+	 * failing the sync for, and the lock file needs no fsync */
+	buf_printf(&uv, "%u\n", (unsigned)ix->uidvalidity);
+	if (rc == 0 && lock_uidvalidity(ix) != ix->uidvalidity &&
+	    (ftruncate(ix->lockfd, 0) < 0 || pwrite(ix->lockfd, uv.data, uv.len, 0) != (ssize_t)uv.len))
+		msg_warn("%s/%s: %s", ix->path, MIDX_LOCK, strerror(errno));
+	buf_free(&out);
+	buf_free(&path);
+	buf_free(&uv);
+	return rc;
+}
+
+static uint32_t
+new_uidvalidity(uint32_t floor)
+{
+	time_t t = time(NULL);
+	uint32_t v = t > 0 && (uint64_t)t < UINT32_MAX ? (uint32_t)t : 1;
+
+	if (v <= floor)
+		v = floor < UINT32_MAX ? floor + 1 : 1;
+	return v;
+}
+
+/* The sync itself, with the lock held. */
+static int
+sync_locked(struct mstore_index *ix, struct buf *err)
+{
+	struct mstore_index f;
+	struct buf data = BUF_INIT, path = BUF_INIT;
+	struct scan s = { NULL, 0, 0 };
+	struct scanned **fresh = NULL;
+	size_t i, kept, nfresh = 0, cap, gone = 0;
+	int pr = MIDX_PARSE_BAD, changed = 0, rc = -1;
+	uint32_t floor;
+
+	memset(&f, 0, sizeof(f));
+	buf_printf(&path, "%s/%s", ix->path, MIDX_FILE);
+	if (read_file(buf_str(&path), &data, MIDX_MAX_FILE) == 0)
+		pr = mstore_index_parse(&f, data.data ? data.data : "", data.len);
+	else if (errno == EFBIG)
+		msg_warn("%s: larger than %ld bytes, rebuilt", buf_str(&path), MIDX_MAX_FILE);
+	else if (errno != ENOENT) {
+		buf_printf(err, "%s: read: %s", buf_str(&path), strerror(errno));
+		goto out;
+	}
+	if (pr != MIDX_PARSE_OK)
+		changed = 1;
+	if (pr == MIDX_PARSE_SALVAGED)
+		msg_warn("%s: inconsistent entries dropped", buf_str(&path));
+	if (pr == MIDX_PARSE_BAD) {
+		/* no UID can be trusted: a new UIDVALIDITY, greater than any
+		 * this folder had that we know of */
+		floor = f.uidvalidity;
+		if (lock_uidvalidity(ix) > floor)
+			floor = lock_uidvalidity(ix);
+		if (ix->uidvalidity > floor)
+			floor = ix->uidvalidity;
+		mstore_index_clear(&f);
+		f.uidvalidity = new_uidvalidity(floor);
+		f.uidnext = 1;
+		f.highestmodseq = 1;
+		if (data.len)
+			msg_warn("%s: unusable, rebuilt with UIDVALIDITY %u", buf_str(&path),
+			    (unsigned)f.uidvalidity);
+	} else if (f.uidvalidity == ix->uidvalidity) {
+		/* a file put back from a backup must not make us give again
+		 * UIDs this handle has seen given */
+		if (f.uidnext < ix->uidnext) {
+			f.uidnext = ix->uidnext;
+			changed = 1;
+		}
+		if (f.highestmodseq < ix->highestmodseq) {
+			f.highestmodseq = ix->highestmodseq;
+			changed = 1;
+		}
+	}
+	ix->rebuilt = pr != MIDX_PARSE_OK;
+	if (scan_folder(ix, &s, err) < 0)
+		goto out;
+	/* match entries to files; the gone ones are expunged */
+	for (i = kept = 0; i < f.n; i++) {
+		struct mstore_index_msg *m = &f.msgs[i];
+		struct scanned *e = s.n ? bsearch(m->base, s.v, s.n, sizeof(*s.v), find_scanned) : NULL;
+
+		if (!e) {
+			msg_free(m);
+			gone++;
+			changed = 1;
+			continue;
+		}
+		e->used = 1;
+		m->name = e->name;
+		e->name = NULL;
+		if (e->flags != m->flags) {
+			/* flags changed by a rename outside this module */
+			m->flags = e->flags;
+			m->modseq = ++f.highestmodseq;
+			changed = 1;
+		}
+		f.msgs[kept++] = *m;
+	}
+	f.n = kept;
+	if (gone)
+		f.highestmodseq++;	/* an expunge is a change (RFC 7162 3.2.10) */
+	/* new files, in arrival order */
+	fresh = xreallocarray(NULL, s.n ? s.n : 1, sizeof(*fresh));
+	for (i = 0; i < s.n; i++)
+		if (!s.v[i].used)
+			fresh[nfresh++] = &s.v[i];
+	if (nfresh > 1)
+		qsort(fresh, nfresh, sizeof(*fresh), cmp_arrival);
+	if ((uint64_t)f.uidnext + nfresh > UINT32_MAX) {
+		buf_printf(err, "%s: UIDs exhausted; delete %s to start a new UIDVALIDITY",
+		    ix->path, MIDX_FILE);
+		goto out;
+	}
+	cap = f.n + nfresh;
+	if (nfresh)
+		f.msgs = xreallocarray(f.msgs, cap, sizeof(*f.msgs));
+	for (i = 0; i < nfresh; i++) {
+		struct mstore_index_msg *m = &f.msgs[f.n++];
+
+		memset(m, 0, sizeof(*m));
+		m->uid = f.uidnext++;
+		m->modseq = ++f.highestmodseq;
+		m->base = fresh[i]->base;
+		fresh[i]->base = NULL;
+		m->name = fresh[i]->name;
+		fresh[i]->name = NULL;
+		m->flags = fresh[i]->flags;
+		changed = 1;
+	}
+	/* what the caller must EXPUNGE: the UIDs of its previous list that
+	 * are gone, whether this sync or another process dropped them */
+	free(ix->expunged);
+	ix->expunged = NULL;
+	ix->nexpunged = 0;
+	if (ix->uidvalidity == f.uidvalidity) {
+		size_t j = 0;
+
+		for (i = 0; i < ix->n; i++) {
+			while (j < f.n && f.msgs[j].uid < ix->msgs[i].uid)
+				j++;
+			if (j < f.n && f.msgs[j].uid == ix->msgs[i].uid)
+				continue;
+			ix->expunged = xreallocarray(ix->expunged, ix->nexpunged + 1, sizeof(*ix->expunged));
+			ix->expunged[ix->nexpunged++] = ix->msgs[i].uid;
+		}
+	}
+	/* install the new state, then make it durable */
+	{
+		uint32_t *ex = ix->expunged;
+		size_t nex = ix->nexpunged;
+
+		ix->expunged = NULL;
+		ix->nexpunged = 0;
+		mstore_index_clear(ix);
+		ix->expunged = ex;
+		ix->nexpunged = nex;
+	}
+	ix->msgs = f.msgs;
+	ix->n = f.n;
+	ix->uidvalidity = f.uidvalidity;
+	ix->uidnext = f.uidnext;
+	ix->highestmodseq = f.highestmodseq;
+	f.msgs = NULL;
+	f.n = 0;
+	rc = changed ? write_index(ix, err) : 0;
+out:
+	mstore_index_clear(&f);
+	scan_free(&s);
+	free(fresh);
+	buf_free(&data);
+	buf_free(&path);
+	return rc;
+}
+
+int
+mstore_index_sync(struct mstore_index *ix, struct buf *err)
+{
+	int rc;
+
+	if (lock_index(ix, F_WRLCK, err) < 0)
+		return -1;
+	rc = sync_locked(ix, err);
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	return rc;
+}
+
+int
+mstore_index_open(struct mstore_index *ix, const char *path, struct buf *err)
+{
+	memset(ix, 0, sizeof(*ix));
+	ix->dirfd = ix->lockfd = -1;
+	ix->path = xstrdup(path);
+	if (maildir_create(path) < 0) {
+		buf_printf(err, "maildir %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((ix->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		buf_printf(err, "maildir %s: %s", path, strerror(errno));
+		return -1;
+	}
+	ix->lockfd = openat(ix->dirfd, MIDX_LOCK,
+	    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (ix->lockfd < 0) {
+		buf_printf(err, "%s/%s: %s", path, MIDX_LOCK, strerror(errno));
+		return -1;
+	}
+	return mstore_index_sync(ix, err);
+}
+
+static int
+cmp_uid(const void *key, const void *elt)
+{
+	uint32_t k = *(const uint32_t *)key, u = ((const struct mstore_index_msg *)elt)->uid;
+
+	return k < u ? -1 : k > u;
+}
+
+struct mstore_index_msg *
+mstore_index_find(struct mstore_index *ix, uint32_t uid)
+{
+	if (ix->n == 0)
+		return NULL;
+	return bsearch(&uid, ix->msgs, ix->n, sizeof(*ix->msgs), cmp_uid);
+}
+
+/* cur/ name of m with the standard letters replaced by flags and the
+ * other letters (Dovecot's keyword letters a-z and the like) kept. */
+static void
+flagged_name(const struct mstore_index_msg *m, unsigned flags, struct buf *out)
+{
+	const char *file = strchr(m->name, '/') + 1, *info = strstr(file, ":2,");
+	const char *colon = strchr(file, ':');
+	size_t stem = colon ? (size_t)(colon - file) : strlen(file);
+	unsigned char seen[256];
+	const char *p;
+	int c;
+
+	memset(seen, 0, sizeof(seen));
+	if (info)
+		for (p = info + 3; *p; p++)
+			seen[(unsigned char)*p] = 1;
+	for (p = flag_letters; *p; p++)
+		seen[(unsigned char)*p] = 0;
+	for (p = flag_letters; *p; p++)
+		if (flags & (1u << (p - flag_letters)))
+			seen[(unsigned char)*p] = 1;
+	buf_adds(out, "cur/");
+	buf_add(out, file, stem);
+	buf_adds(out, ":2,");
+	/* the Maildir spec wants the letters in ASCII order */
+	for (c = 0x21; c < 0x7f; c++)
+		if (seen[c] && c != ',' && c != '/')
+			buf_addc(out, c);
+}
+
+int
+mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags,
+    struct buf *err)
+{
+	struct mstore_index_msg *m;
+	struct buf to = BUF_INIT;
+	int rc = -1;
+
+	flags &= MIDX_ALL;
+	if (lock_index(ix, F_WRLCK, err) < 0)
+		return -1;
+	if (sync_locked(ix, err) < 0)
+		goto out;
+	if (!(m = mstore_index_find(ix, uid))) {
+		rc = 1;
+		goto out;
+	}
+	flagged_name(m, flags, &to);
+	if (strcmp(buf_str(&to), m->name)) {
+		if (renameat(ix->dirfd, m->name, ix->dirfd, buf_str(&to)) < 0) {
+			buf_printf(err, "%s/%s: rename to %s: %s", ix->path, m->name,
+			    buf_str(&to), strerror(errno));
+			goto out;
+		}
+		free(m->name);
+		m->name = buf_steal(&to);
+	}
+	if (m->flags == flags) {
+		rc = 0;
+		goto out;
+	}
+	m->flags = flags;
+	m->modseq = ++ix->highestmodseq;
+	rc = write_index(ix, err);
+out:
+	buf_free(&to);
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	return rc;
+}
+
+int
+mstore_index_set_keywords(struct mstore_index *ix, uint32_t uid,
+    const char *keywords, struct buf *err)
+{
+	struct mstore_index_msg *m;
+	int rc = -1;
+
+	if (keywords && *keywords && !mstore_index_keywords_valid(keywords)) {
+		buf_printf(err, "bad keyword list");
+		return -1;
+	}
+	if (lock_index(ix, F_WRLCK, err) < 0)
+		return -1;
+	if (sync_locked(ix, err) < 0)
+		goto out;
+	if (!(m = mstore_index_find(ix, uid))) {
+		rc = 1;
+		goto out;
+	}
+	if (!strcmp(m->keywords ? m->keywords : "", keywords ? keywords : "")) {
+		rc = 0;
+		goto out;
+	}
+	free(m->keywords);
+	m->keywords = keywords && *keywords ? xstrdup(keywords) : NULL;
+	m->modseq = ++ix->highestmodseq;
+	rc = write_index(ix, err);
+out:
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	return rc;
+}
+
+void
+mstore_index_close(struct mstore_index *ix)
+{
+	mstore_index_clear(ix);
+	if (ix->lockfd >= 0)
+		close(ix->lockfd);
+	if (ix->dirfd >= 0)
+		close(ix->dirfd);
+	free(ix->path);
+	memset(ix, 0, sizeof(*ix));
+	ix->dirfd = ix->lockfd = -1;
+}

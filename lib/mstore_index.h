@@ -1,0 +1,111 @@
+/*
+ * mstore_index: the IMAP UID state of one Maildir folder (issue 10), kept
+ * in FOLDER/hermod-uidlist as a cache that can always be rebuilt: the
+ * messages and their flags are the files of new/ and cur/ (flags in the
+ * ":2," suffix of the name), the index only adds what a file name cannot
+ * hold: UIDVALIDITY, UIDNEXT, each message's UID and MODSEQ, keywords.
+ * The format, the rebuild rules and the locking are in doc/mstore-index.md.
+ *
+ * Invariants: UIDs ascending in msgs[], never given twice under one
+ * UIDVALIDITY (UIDNEXT only grows); MODSEQs at most HIGHESTMODSEQ, which
+ * grows with every change; the file is replaced only by an atomic rename,
+ * under an fcntl write lock on FOLDER/hermod-uidlist.lock.
+ */
+#ifndef HERMOD_MSTORE_INDEX_H
+#define HERMOD_MSTORE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define MIDX_FILE		"hermod-uidlist"
+#define MIDX_LOCK		"hermod-uidlist.lock"
+#define MIDX_MAX_LINE		4096		/* bytes of one line, LF included */
+#define MIDX_MAX_MSGS		1000000		/* entries kept from a file */
+#define MIDX_MAX_FILE		(128L * 1024 * 1024)
+#define MIDX_MAX_BASE		255		/* bytes of a BASENAME */
+#define MIDX_MAX_KEYWORD	64		/* bytes of one keyword */
+#define MIDX_MAX_KEYWORDS	64		/* keywords of one message */
+/* MODSEQs read from the file: far below 2^63 (RFC 7162), so that
+ * counting up from a hostile value cannot overflow */
+#define MIDX_MAX_MODSEQ		(1ULL << 62)
+
+/* Maildir flags (the ":2," letters) as bits. */
+#define MIDX_DRAFT	0x01	/* D: \Draft */
+#define MIDX_FLAGGED	0x02	/* F: \Flagged */
+#define MIDX_PASSED	0x04	/* P: passed (forwarded), no IMAP flag */
+#define MIDX_REPLIED	0x08	/* R: \Answered */
+#define MIDX_SEEN	0x10	/* S: \Seen */
+#define MIDX_TRASHED	0x20	/* T: \Deleted */
+#define MIDX_ALL	0x3f
+
+struct mstore_index_msg {
+	uint32_t uid;
+	uint64_t modseq;
+	char *base;		/* the file name up to its first ',' or ':' */
+	char *name;		/* "new/FILE" or "cur/FILE"; NULL from the parser */
+	unsigned flags;		/* MIDX_* from the name (parser: the F: field) */
+	char *keywords;		/* "kw1,kw2" or NULL */
+};
+
+struct mstore_index {
+	char *path;		/* the folder, as given */
+	int dirfd;
+	int lockfd;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	struct mstore_index_msg *msgs;	/* UID ascending */
+	size_t n;
+	uint32_t *expunged;	/* UIDs found gone by the last sync, ascending */
+	size_t nexpunged;
+	int rebuilt;		/* the last sync had to rebuild the file */
+};
+
+/* What mstore_index_parse found. */
+#define MIDX_PARSE_OK		0	/* consistent: taken as is */
+#define MIDX_PARSE_SALVAGED	1	/* header good, bad entries dropped */
+#define MIDX_PARSE_BAD		2	/* header unusable: nothing kept */
+
+/* Open the Maildir folder at path (tmp/, new/, cur/ are created if
+ * missing) and sync it.  0 ok, -1 with the reason in err; close either way. */
+int mstore_index_open(struct mstore_index *ix, const char *path, struct buf *err);
+/* Under the lock: re-read the file, rescan new/ and cur/, give UIDs to
+ * new files (arrival order), drop entries whose file is gone (their UIDs
+ * in ix->expunged), write the file back if anything changed.  The caller
+ * must compare ix->uidvalidity with what it had before: when it changed,
+ * every UID it knew is void.  0 ok, -1 err. */
+int mstore_index_sync(struct mstore_index *ix, struct buf *err);
+/* The message with this UID, or NULL (binary search). */
+struct mstore_index_msg *mstore_index_find(struct mstore_index *ix, uint32_t uid);
+/* Give message uid the Maildir flags `flags' (MIDX_* bits, the whole new
+ * set; other letters of the name are kept): sync, rename the file into
+ * cur/ with the new suffix, bump its MODSEQ, write the index.  0 ok, 1 no
+ * such UID (expunged), -1 err. */
+int mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags,
+    struct buf *err);
+/* Replace the keywords of message uid ("kw1,kw2", "" or NULL for none):
+ * 0 ok, 1 no such UID, -1 err (a bad keyword list included). */
+int mstore_index_set_keywords(struct mstore_index *ix, uint32_t uid,
+    const char *keywords, struct buf *err);
+void mstore_index_close(struct mstore_index *ix);
+
+/* "DFRS" <-> bits, and the letter string for bits (out gets at most 6). */
+unsigned mstore_index_flags_parse(const char *letters);
+void mstore_index_flags_str(unsigned flags, struct buf *out);
+/* 1 if s is a valid keyword list: 1..MIDX_MAX_KEYWORDS IMAP atoms of at
+ * most MIDX_MAX_KEYWORD bytes, not starting with '\', separated by ','. */
+int mstore_index_keywords_valid(const char *s);
+
+/* For the sync and the fuzzer: parse file content (p, n) into ix's
+ * uidvalidity, uidnext, highestmodseq, msgs and n (which must be empty).
+ * MIDX_PARSE_BAD sets uidvalidity to the header's value when that much
+ * was readable, else 0.  mstore_index_format writes what would be
+ * stored, which parses back MIDX_PARSE_OK to the same bytes. */
+int mstore_index_parse(struct mstore_index *ix, const char *p, size_t n);
+void mstore_index_format(const struct mstore_index *ix, struct buf *out);
+/* Free msgs and expunged, keeping the folder open. */
+void mstore_index_clear(struct mstore_index *ix);
+
+#endif

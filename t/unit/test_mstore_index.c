@@ -1,0 +1,408 @@
+/*
+ * test_mstore_index: the Maildir UID index (lib/mstore_index.c) in a
+ * temporary Maildir: UIDs in arrival order, kept across new/ -> cur/
+ * moves and flag renames, never reused after an expunge; flags and
+ * keywords across a reopen; corrupt and deleted index files and the
+ * UIDVALIDITY rule; two handles syncing in turn; MODSEQ growth.
+ */
+#include "mstore_index.h"
+#include "log.h"
+#include "util.h"
+#include "test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static void
+put(const char *sub, const char *name)
+{
+	struct buf p = BUF_INIT;
+	int fd;
+
+	buf_printf(&p, "%s/%s/%s", dir, sub, name);
+	fd = open(buf_str(&p), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write_full(fd, "Subject: x\n\nbody\n", 17) < 0 || close(fd) < 0)
+		printf("# put %s: %s\n", buf_str(&p), strerror(errno));
+	buf_free(&p);
+}
+
+static int
+mv(const char *from, const char *to)
+{
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	int rc;
+
+	buf_printf(&a, "%s/%s", dir, from);
+	buf_printf(&b, "%s/%s", dir, to);
+	rc = rename(buf_str(&a), buf_str(&b));
+	buf_free(&a);
+	buf_free(&b);
+	return rc;
+}
+
+static int
+rm(const char *rel)
+{
+	struct buf a = BUF_INIT;
+	int rc;
+
+	buf_printf(&a, "%s/%s", dir, rel);
+	rc = unlink(buf_str(&a));
+	buf_free(&a);
+	return rc;
+}
+
+static int
+exists(const char *rel)
+{
+	struct buf a = BUF_INIT;
+	struct stat st;
+	int rc;
+
+	buf_printf(&a, "%s/%s", dir, rel);
+	rc = stat(buf_str(&a), &st) == 0;
+	buf_free(&a);
+	return rc;
+}
+
+static void
+write_index_file(const char *content)
+{
+	struct buf a = BUF_INIT;
+
+	buf_printf(&a, "%s/%s", dir, MIDX_FILE);
+	if (write_file_atomic(buf_str(&a), content, strlen(content), 0600) < 0)
+		printf("# write index: %s\n", strerror(errno));
+	buf_free(&a);
+}
+
+static const char *
+base_of(struct mstore_index *ix, uint32_t uid)
+{
+	struct mstore_index_msg *m = mstore_index_find(ix, uid);
+
+	return m ? m->base : NULL;
+}
+
+static void
+test_parse(void)
+{
+	struct mstore_index ix;
+	struct buf out = BUF_INIT;
+	const char *good = "V1 100 5 9\n1 3 a F:FS K:$Junk,x\n3 9 b\n4 2 c F:T\n";
+
+	memset(&ix, 0, sizeof(ix));
+	is_int(mstore_index_parse(&ix, good, strlen(good)), MIDX_PARSE_OK, "parse: good file");
+	is_int(ix.n, 3, "parse: 3 entries");
+	mstore_index_format(&ix, &out);
+	is_str(buf_str(&out), good, "parse: format gives the same bytes");
+	is_int(ix.msgs[0].flags, MIDX_FLAGGED | MIDX_SEEN, "parse: F: field");
+	is_str(ix.msgs[0].keywords, "$Junk,x", "parse: K: field");
+	mstore_index_clear(&ix);
+
+	memset(&ix, 0, sizeof(ix));
+	is_int(mstore_index_parse(&ix, "V1 100 5 9\n3 1 a\n2 1 b\n", 23), MIDX_PARSE_SALVAGED,
+	    "parse: UIDs not ascending salvaged");
+	is_int(ix.n, 1, "parse: the out-of-order entry dropped");
+	mstore_index_clear(&ix);
+
+	memset(&ix, 0, sizeof(ix));
+	is_int(mstore_index_parse(&ix, "V1 100 5 9\n7 1 a\n", 17), MIDX_PARSE_SALVAGED,
+	    "parse: UID >= UIDNEXT salvaged");
+	is_int(ix.n, 0, "parse: that entry dropped");
+	is_int(ix.uidnext, 8, "parse: UIDNEXT passes every UID seen");
+	mstore_index_clear(&ix);
+
+	memset(&ix, 0, sizeof(ix));
+	is_int(mstore_index_parse(&ix, "V1 100 5 9\n1 1 a\n2 1 a\n", 23), MIDX_PARSE_SALVAGED,
+	    "parse: duplicate basename salvaged");
+	is_int(ix.n, 1, "parse: the second one dropped");
+	mstore_index_clear(&ix);
+
+	memset(&ix, 0, sizeof(ix));
+	is_int(mstore_index_parse(&ix, "V1 100 x 9\n", 11), MIDX_PARSE_BAD, "parse: bad UIDNEXT");
+	is_int(ix.uidvalidity, 100, "parse: old UIDVALIDITY still read");
+	mstore_index_clear(&ix);
+
+	memset(&ix, 0, sizeof(ix));
+	is_int(mstore_index_parse(&ix, "garbage\n", 8), MIDX_PARSE_BAD, "parse: garbage");
+	is_int(ix.uidvalidity, 0, "parse: no UIDVALIDITY from garbage");
+	mstore_index_clear(&ix);
+
+	memset(&ix, 0, sizeof(ix));
+	is_int(mstore_index_parse(&ix, "V1 100 5 9\n1 1 a\n2 1 b", 22), MIDX_PARSE_SALVAGED,
+	    "parse: torn last line");
+	is_int(ix.n, 1, "parse: torn line dropped");
+	mstore_index_clear(&ix);
+	buf_free(&out);
+
+	ok(mstore_index_keywords_valid("a,$b"), "keywords: valid");
+	ok(!mstore_index_keywords_valid("a,,b") && !mstore_index_keywords_valid("\\Seen")
+	    && !mstore_index_keywords_valid("a b"), "keywords: invalid refused");
+}
+
+/* Two processes (fcntl locks exclude processes, not handles of one
+ * process) each deliver and sync in a loop; every UID either saw given
+ * to its own file must be that file's UID in the end, and no UID twice. */
+#define RACE_N	40
+static void
+test_two_processes(void)
+{
+	uint32_t seen[2][RACE_N];
+	int pfd[2][2], k, i, status, good = 1;
+	pid_t pid[2];
+	struct mstore_index ix;
+	struct buf err = BUF_INIT, nm = BUF_INIT;
+
+	for (k = 0; k < 2; k++) {
+		if (pipe(pfd[k]) < 0 || (pid[k] = fork()) < 0) {
+			ok(0, "fork: %s", strerror(errno));
+			return;
+		}
+		if (pid[k] == 0) {
+			struct mstore_index c;
+			uint32_t u[RACE_N];
+
+			close(pfd[k][0]);
+			if (mstore_index_open(&c, dir, &err) < 0)
+				_exit(2);
+			for (i = 0; i < RACE_N; i++) {
+				struct mstore_index_msg *m;
+				size_t j;
+
+				buf_reset(&nm);
+				buf_printf(&nm, "1800000000.M%dP%dQ1.race", i, k);
+				put("new", buf_str(&nm));
+				if (mstore_index_sync(&c, &err) < 0)
+					_exit(3);
+				for (j = 0, m = NULL; j < c.n; j++)
+					if (!strcmp(c.msgs[j].base, buf_str(&nm)))
+						m = &c.msgs[j];
+				u[i] = m ? m->uid : 0;
+			}
+			mstore_index_close(&c);
+			_exit(write_full(pfd[k][1], u, sizeof(u)) < 0 ? 4 : 0);
+		}
+		close(pfd[k][1]);
+	}
+	for (k = 0; k < 2; k++) {
+		if (read_full(pfd[k][0], seen[k], sizeof(seen[k])) != (ssize_t)sizeof(seen[k]))
+			good = 0;
+		close(pfd[k][0]);
+		if (waitpid(pid[k], &status, 0) != pid[k] || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			good = 0;
+	}
+	ok(good, "two processes delivered and synced %d times each", RACE_N);
+	is_int(mstore_index_open(&ix, dir, &err), 0, "open after the race");
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < RACE_N; i++) {
+			const char *b = base_of(&ix, seen[k][i]);
+
+			buf_reset(&nm);
+			buf_printf(&nm, "1800000000.M%dP%dQ1.race", i, k);
+			if (!seen[k][i] || !b || strcmp(b, buf_str(&nm)))
+				good = 0;
+		}
+	ok(good, "every UID a process saw given is its file's UID in the end (so none twice)");
+	mstore_index_close(&ix);
+	buf_free(&err);
+	buf_free(&nm);
+}
+
+int
+main(void)
+{
+	struct mstore_index a, b;
+	struct buf err = BUF_INIT;
+	struct mstore_index_msg *m;
+	uint32_t uv, uv2;
+	uint64_t ms;
+	struct buf cmd = BUF_INIT;
+
+	log_init("test_mstore_index", LOG_FLAG_STDERR);
+	test_parse();
+
+	snprintf(dir, sizeof(dir), "/tmp/hermod-midx.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	/* listed out of arrival order on purpose */
+	is_int(mstore_index_open(&a, dir, &err), 0, "open an empty Maildir: %s", buf_str(&err));
+	mstore_index_close(&a);
+	put("new", "1700000300.M1P1Q1.h,S=17");
+	put("new", "1700000100.M1P1Q1.h,S=17");
+	put("cur", "1700000200.M1P1Q1.h,S=17:2,S");
+	is_int(mstore_index_open(&a, dir, &err), 0, "first sync: %s", buf_str(&err));
+	is_int(a.n, 3, "three messages");
+	is_str(base_of(&a, 1), "1700000100.M1P1Q1.h", "UID 1 is the oldest");
+	is_str(base_of(&a, 2), "1700000200.M1P1Q1.h", "UID 2 is the next");
+	is_str(base_of(&a, 3), "1700000300.M1P1Q1.h", "UID 3 is the newest");
+	is_int(a.uidnext, 4, "UIDNEXT 4");
+	m = mstore_index_find(&a, 2);
+	ok(m && m->flags == MIDX_SEEN && !strcmp(m->name, "cur/1700000200.M1P1Q1.h,S=17:2,S"),
+	    "flags and name from the file name");
+	uv = a.uidvalidity;
+	ok(uv > 0, "UIDVALIDITY set");
+
+	/* a new delivery */
+	ms = a.highestmodseq;
+	put("new", "1700000400.M1P1Q1.h,S=17");
+	is_int(mstore_index_sync(&a, &err), 0, "sync after a delivery");
+	is_str(base_of(&a, 4), "1700000400.M1P1Q1.h", "the new message gets UID 4");
+	ok(a.highestmodseq > ms, "MODSEQ grows with a delivery");
+
+	/* moved to cur/ by popd (which adds W=) and given flags */
+	ok(mv("new/1700000100.M1P1Q1.h,S=17", "cur/1700000100.M1P1Q1.h,S=17,W=18:2,RS") == 0,
+	    "move new -> cur with flags");
+	ms = a.highestmodseq;
+	is_int(mstore_index_sync(&a, &err), 0, "sync after the move");
+	m = mstore_index_find(&a, 1);
+	ok(m && !strcmp(m->name, "cur/1700000100.M1P1Q1.h,S=17,W=18:2,RS"), "UID 1 kept after the move");
+	ok(m && m->flags == (MIDX_REPLIED | MIDX_SEEN), "its new flags seen");
+	ok(m && m->modseq > ms && a.highestmodseq > ms, "MODSEQ grows with an outside flag change");
+	is_int(a.nexpunged, 0, "nothing expunged by a move");
+
+	/* expunged by someone else */
+	ok(rm("new/1700000300.M1P1Q1.h,S=17") == 0, "expunge UID 3 outside");
+	ms = a.highestmodseq;
+	is_int(mstore_index_sync(&a, &err), 0, "sync after the expunge");
+	ok(a.nexpunged == 1 && a.expunged[0] == 3, "UID 3 reported expunged");
+	ok(mstore_index_find(&a, 3) == NULL, "UID 3 gone");
+	ok(a.highestmodseq > ms, "MODSEQ grows with an expunge");
+	put("new", "1600000000.M1P1Q1.h");	/* an old time, delivered late */
+	is_int(mstore_index_sync(&a, &err), 0, "sync after another delivery");
+	is_str(base_of(&a, 5), "1600000000.M1P1Q1.h", "UID 3 not reused: 5 given");
+	is_int(a.nexpunged, 0, "expunged list is per sync");
+	is_int(mstore_index_open(&b, dir, &err), 0, "a second handle");
+	ok(rm("new/1600000000.M1P1Q1.h") == 0 && mstore_index_sync(&b, &err) == 0 &&
+	    b.nexpunged == 1 && b.expunged[0] == 5, "b drops UID 5");
+	is_int(mstore_index_sync(&a, &err), 0, "a syncs after b dropped it");
+	ok(a.nexpunged == 1 && a.expunged[0] == 5, "a reports UID 5 expunged too");
+	mstore_index_close(&b);
+	put("new", "1600000000.M1P1Q1.h");	/* the same name again: a new message */
+	is_int(mstore_index_sync(&a, &err), 0, "sync after a redelivery");
+	is_str(base_of(&a, 6), "1600000000.M1P1Q1.h", "a re-used name gets a new UID");
+
+	/* flags through the API */
+	ms = a.highestmodseq;
+	is_int(mstore_index_set_flags(&a, 4, MIDX_FLAGGED | MIDX_TRASHED, &err), 0, "set flags: %s", buf_str(&err));
+	ok(exists("cur/1700000400.M1P1Q1.h,S=17:2,FT") && !exists("new/1700000400.M1P1Q1.h,S=17"),
+	    "set flags renamed the file into cur/");
+	m = mstore_index_find(&a, 4);
+	ok(m && m->modseq > ms && a.highestmodseq == m->modseq, "set flags bumps MODSEQ");
+	is_int(mstore_index_set_flags(&a, 3, MIDX_SEEN, &err), 1, "set flags on an expunged UID");
+	ok(mv("cur/1700000200.M1P1Q1.h,S=17:2,S", "cur/1700000200.M1P1Q1.h,S=17:2,Sab") == 0,
+	    "a name with other letters");
+	is_int(mstore_index_set_flags(&a, 2, MIDX_DRAFT | MIDX_SEEN, &err), 0, "set flags keeps other letters");
+	ok(exists("cur/1700000200.M1P1Q1.h,S=17:2,DSab"), "letters in ASCII order");
+
+	/* keywords */
+	ms = a.highestmodseq;
+	is_int(mstore_index_set_keywords(&a, 1, "$Forwarded,work", &err), 0, "set keywords");
+	m = mstore_index_find(&a, 1);
+	ok(m && m->modseq > ms, "set keywords bumps MODSEQ");
+	is_int(mstore_index_set_keywords(&a, 1, "bad word", &err), -1, "bad keywords refused");
+	ms = a.highestmodseq;
+	mstore_index_close(&a);
+
+	is_int(mstore_index_open(&a, dir, &err), 0, "reopen");
+	is_int(a.uidvalidity, uv, "same UIDVALIDITY after a reopen");
+	m = mstore_index_find(&a, 4);
+	ok(m && m->flags == (MIDX_FLAGGED | MIDX_TRASHED), "flags survive a reopen");
+	m = mstore_index_find(&a, 1);
+	ok(m && m->keywords && !strcmp(m->keywords, "$Forwarded,work"), "keywords survive a reopen");
+	is_int(a.highestmodseq, ms, "HIGHESTMODSEQ survives a reopen");
+	is_int(a.rebuilt, 0, "no rebuild of a good file");
+
+	/* two handles syncing in turn */
+	is_int(mstore_index_open(&b, dir, &err), 0, "second handle");
+	put("new", "1700000500.M1P1Q1.h");
+	is_int(mstore_index_sync(&a, &err), 0, "handle a syncs");
+	put("new", "1700000600.M1P1Q1.h");
+	is_int(mstore_index_sync(&b, &err), 0, "handle b syncs");
+	is_str(base_of(&b, 7), "1700000500.M1P1Q1.h", "b sees a's UID 7");
+	is_str(base_of(&b, 8), "1700000600.M1P1Q1.h", "b gives 8 to its new file");
+	put("new", "1700000700.M1P1Q1.h");
+	is_int(mstore_index_sync(&a, &err), 0, "handle a syncs again");
+	is_str(base_of(&a, 8), "1700000600.M1P1Q1.h", "a agrees on UID 8");
+	is_str(base_of(&a, 9), "1700000700.M1P1Q1.h", "a gives 9");
+	is_int(a.uidnext, 10, "UIDNEXT 10");
+	mstore_index_close(&b);
+
+	/* corrupt shapes that keep the UIDVALIDITY */
+	{
+		struct buf s = BUF_INIT;
+
+		buf_printf(&s, "V1 %u 10 %llu\n1 1 1700000100.M1P1Q1.h\n"
+		    "2 1 1700000200.M1P1Q1.h\n2 1 1700000400.M1P1Q1.h\n", (unsigned)uv,
+		    (unsigned long long)a.highestmodseq);
+		write_index_file(buf_str(&s));
+		buf_free(&s);
+	}
+	ms = a.highestmodseq;
+	is_int(mstore_index_sync(&a, &err), 0, "sync with a salvageable file");
+	ok(a.rebuilt && a.uidvalidity == uv, "salvaged: UIDVALIDITY kept");
+	is_str(base_of(&a, 1), "1700000100.M1P1Q1.h", "salvaged: UID 1 kept");
+	is_str(base_of(&a, 2), "1700000200.M1P1Q1.h", "salvaged: UID 2 kept");
+	ok(a.uidnext > 10 && mstore_index_find(&a, 9) == NULL, "salvaged: lost entries get new UIDs >= 10");
+	ok(a.highestmodseq >= ms, "salvaged: HIGHESTMODSEQ not lower");
+
+	/* unusable header: a new, greater UIDVALIDITY */
+	{
+		struct buf s = BUF_INIT;
+
+		buf_printf(&s, "V1 %u oops\n1 1 x\n", (unsigned)a.uidvalidity);
+		write_index_file(buf_str(&s));
+		buf_free(&s);
+	}
+	uv = a.uidvalidity;
+	mstore_index_close(&a);
+	is_int(mstore_index_open(&a, dir, &err), 0, "open with a bad header");
+	ok(a.rebuilt && a.uidvalidity > uv, "bad header: UIDVALIDITY greater than the old");
+	is_int(a.n, 7, "bad header: every file listed again");
+	is_str(base_of(&a, 1), "1600000000.M1P1Q1.h", "bad header: UIDs in arrival order");
+	m = mstore_index_find(&a, 4);
+	ok(m && m->flags == (MIDX_FLAGGED | MIDX_TRASHED), "bad header: flags kept (they are in the names)");
+	uv = a.uidvalidity;
+	mstore_index_close(&a);
+
+	write_index_file("\001\002 binary\n\n\n");
+	is_int(mstore_index_open(&a, dir, &err), 0, "open with garbage");
+	ok(a.rebuilt && a.uidvalidity > uv, "garbage: UIDVALIDITY greater (from the lock file)");
+	uv = a.uidvalidity;
+	mstore_index_close(&a);
+
+	write_index_file("");
+	is_int(mstore_index_open(&a, dir, &err), 0, "open with an empty file");
+	ok(a.rebuilt && a.uidvalidity > uv, "empty: UIDVALIDITY greater");
+	uv = a.uidvalidity;
+	mstore_index_close(&a);
+
+	/* deleted index */
+	ok(rm(MIDX_FILE) == 0, "delete the index");
+	is_int(mstore_index_open(&a, dir, &err), 0, "open without the index");
+	ok(a.uidvalidity > uv, "deleted: a new UIDVALIDITY");
+	is_int(a.n, 7, "deleted: no mail lost");
+	uv2 = a.uidvalidity;
+	ok(rm(MIDX_FILE) == 0 && mstore_index_sync(&a, &err) == 0 && a.uidvalidity > uv2,
+	    "deleted under an open handle: a new UIDVALIDITY");
+	mstore_index_close(&a);
+
+	test_two_processes();
+
+	buf_printf(&cmd, "rm -rf '%s'", dir);
+	if (system(buf_str(&cmd)) != 0)
+		printf("# cleanup of %s failed\n", dir);
+	buf_free(&cmd);
+	buf_free(&err);
+	return done_testing();
+}
