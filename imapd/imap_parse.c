@@ -784,10 +784,11 @@ end_of_command(struct cur *c)
 	return fail(c, "Unexpected characters at the end of the command");
 }
 
+/* A run of characters that pred accepts, at least one. */
 static int
-atom(struct cur *c, const char **s, size_t *n, const char *what)
+word_of(struct cur *c, int (*pred)(int), const char **s, size_t *n, const char *what)
 {
-	size_t k = span(c, is_atom_char);
+	size_t k = span(c, pred);
 
 	/* set even on failure: callers' compilers cannot see fail() is -1 */
 	*s = c->t + c->pos;
@@ -798,21 +799,19 @@ atom(struct cur *c, const char **s, size_t *n, const char *what)
 	return 0;
 }
 
+static int
+atom(struct cur *c, const char **s, size_t *n, const char *what)
+{
+	return word_of(c, is_atom_char, s, n, what);
+}
+
 /* A word made of letters, digits, "." and "-" (FETCH items, section
  * names, STORE keywords: their names hold "." and they touch "[" or
  * "<", which are atom characters). */
 static int
 name(struct cur *c, const char **s, size_t *n, const char *what)
 {
-	size_t k = span(c, is_name_char);
-
-	/* set even on failure: callers' compilers cannot see fail() is -1 */
-	*s = c->t + c->pos;
-	*n = k;
-	if (k == 0)
-		return fail(c, "Expected %s", what);
-	c->pos += k;
-	return 0;
+	return word_of(c, is_name_char, s, n, what);
 }
 
 /* Consume the atom word if it is there (case-insensitive). */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef HERMOD_SYSCONFDIR
@@ -508,6 +509,24 @@ void
 conf_queue_path(struct buf *out, const char *rel)
 {
 	buf_printf(out, "%s/%s", conf_str("queue_directory"), rel);
+}
+
+int
+conf_daemon_program(const char *name, struct buf *out)
+{
+	char **dirs = str_split(conf_str("daemon_directory"), ":");
+	struct stat st;
+	size_t i;
+	int rc = -1;
+
+	for (i = 0; dirs[i] && rc < 0; i++) {
+		buf_reset(out);
+		buf_printf(out, "%s/%s", dirs[i], name);
+		if (stat(buf_str(out), &st) == 0 && S_ISREG(st.st_mode) && access(buf_str(out), X_OK) == 0)
+			rc = 0;
+	}
+	strv_free(dirs);
+	return rc;
 }
 
 /* master.conf: name listen type private limit program [args...] */

@@ -40,6 +40,9 @@ int conf_privileged(void);
 /* Path inside the queue directory (static buffer per call site is not
  * used: the result is appended to out). */
 void conf_queue_path(struct buf *out, const char *rel);
+/* The path of program name in $daemon_directory (searched in order: the
+ * first executable regular file) into out: 0 found, -1 not. */
+int conf_daemon_program(const char *name, struct buf *out);
 
 /* master.conf */
 struct master_service {

@@ -831,6 +831,28 @@ flagged_name(const struct mstore_index_msg *m, unsigned flags, struct buf *out)
 			buf_addc(out, c);
 }
 
+/* A change to one message begins with the lock, a sync under it (so the
+ * change applies to what is on disk now) and the message: 0 with *m set
+ * and the lock held; 1 (the message is gone) or -1 (an error) with the
+ * lock released again. */
+static int
+begin_change(struct mstore_index *ix, uint32_t uid, struct mstore_index_msg **m, struct buf *err)
+{
+	int rc;
+
+	if (lock_index(ix, F_WRLCK, err) < 0)
+		return -1;
+	if (sync_locked(ix, err) < 0)
+		rc = -1;
+	else if (!(*m = mstore_index_find(ix, uid)))
+		rc = 1;
+	else
+		return 0;
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	return rc;
+}
+
 int
 mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags,
     struct buf *err)
@@ -840,14 +862,9 @@ mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags,
 	int rc = -1;
 
 	flags &= MIDX_ALL;
-	if (lock_index(ix, F_WRLCK, err) < 0)
-		return -1;
-	if (sync_locked(ix, err) < 0)
-		goto out;
-	if (!(m = mstore_index_find(ix, uid))) {
-		rc = 1;
-		goto out;
-	}
+	if ((rc = begin_change(ix, uid, &m, err)) != 0)
+		return rc;
+	rc = -1;
 	flagged_name(m, flags, &to);
 	if (strcmp(buf_str(&to), m->name)) {
 		if (renameat(ix->dirfd, m->name, ix->dirfd, buf_str(&to)) < 0) {
@@ -883,14 +900,9 @@ mstore_index_set_keywords(struct mstore_index *ix, uint32_t uid,
 		buf_printf(err, "bad keyword list");
 		return -1;
 	}
-	if (lock_index(ix, F_WRLCK, err) < 0)
-		return -1;
-	if (sync_locked(ix, err) < 0)
-		goto out;
-	if (!(m = mstore_index_find(ix, uid))) {
-		rc = 1;
-		goto out;
-	}
+	if ((rc = begin_change(ix, uid, &m, err)) != 0)
+		return rc;
+	rc = -1;
 	if (!strcmp(m->keywords ? m->keywords : "", keywords ? keywords : "")) {
 		rc = 0;
 		goto out;

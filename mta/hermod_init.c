@@ -312,32 +312,11 @@ hermod_conf_text(struct buf *t, const struct init_opts *o)
 	buf_free(&date);
 }
 
-/* The path of program name in $daemon_directory (of the configuration
- * just written and loaded) into out: 1 if hermod-master would find it
- * there, 0 if not. */
-static int
-program_path(const char *name, struct buf *out)
-{
-	char **dirs = str_split(conf_str("daemon_directory"), ":");
-	struct stat st;
-	size_t i;
-	int found = 0;
-
-	for (i = 0; dirs[i] && !found; i++) {
-		buf_reset(out);
-		buf_printf(out, "%s/%s", dirs[i], name);
-		found = stat(buf_str(out), &st) == 0 && S_ISREG(st.st_mode) &&
-		    access(buf_str(out), X_OK) == 0;
-	}
-	strv_free(dirs);
-	return found;
-}
-
 static int
 have_program(const char *name)
 {
 	struct buf p = BUF_INIT;
-	int found = program_path(name, &p);
+	int found = conf_daemon_program(name, &p) == 0;
 
 	buf_free(&p);
 	return found;
@@ -359,7 +338,7 @@ fix_postdrop(void)
 	struct group *gr = getgrnam(gname);
 	struct stat st;
 
-	if (!program_path("postdrop", &p)) {
+	if (conf_daemon_program("postdrop", &p) < 0) {
 		printf("  note: no postdrop in daemon_directory %s: ordinary users cannot send mail\n",
 		    conf_str("daemon_directory"));
 		goto out;

@@ -304,26 +304,12 @@ svc_unbind(struct svc *s)
 static int
 find_program(const char *prog, struct buf *out)
 {
-	char **dirs;
-	size_t i;
-	struct stat st;
-
 	buf_reset(out);
 	if (strchr(prog, '/')) {
 		buf_adds(out, prog);
 		return *prog == '/' && access(prog, X_OK) == 0 ? 0 : -1;
 	}
-	dirs = str_split(conf_str("daemon_directory"), ":");
-	for (i = 0; dirs[i]; i++) {
-		buf_reset(out);
-		buf_printf(out, "%s/%s", dirs[i], prog);
-		if (stat(buf_str(out), &st) == 0 && S_ISREG(st.st_mode) && access(buf_str(out), X_OK) == 0) {
-			strv_free(dirs);
-			return 0;
-		}
-	}
-	strv_free(dirs);
-	return -1;
+	return conf_daemon_program(prog, out);
 }
 
 static int

@@ -242,25 +242,6 @@ maildrop_wake(const char *id)
 /*
  * The sink: maildrop/ directly, or postdrop on a pipe.
  */
-static char *
-find_program(const char *name)
-{
-	char **dirs = str_split(conf_str("daemon_directory"), ":");
-	struct buf p = BUF_INIT;
-	char *found = NULL;
-	size_t i;
-
-	for (i = 0; dirs[i] && !found; i++) {
-		buf_reset(&p);
-		buf_printf(&p, "%s/%s", dirs[i], name);
-		if (access(buf_str(&p), X_OK) == 0)
-			found = xstrdup(buf_str(&p));
-	}
-	strv_free(dirs);
-	buf_free(&p);
-	return found;
-}
-
 pid_t
 postdrop_spawn(const char *confdir, const char *const *extra, int *in_fd, int out_fd,
     struct buf *err)
@@ -268,11 +249,13 @@ postdrop_spawn(const char *confdir, const char *const *extra, int *in_fd, int ou
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, dfl;
-	char *path = find_program("postdrop");
+	struct buf pbuf = BUF_INIT;
+	char *path = conf_daemon_program("postdrop", &pbuf) == 0 ? buf_steal(&pbuf) : NULL;
 	const char *argv[16];
 	int p[2] = { -1, -1 }, n = 0, rc;
 	pid_t pid;
 
+	buf_free(&pbuf);	/* what a failed search left */
 	if (!path) {
 		buf_printf(err, "cannot find postdrop in daemon_directory %s", conf_str("daemon_directory"));
 		return -1;
