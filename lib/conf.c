@@ -162,6 +162,21 @@ static const struct param params[] = {
 	{ "pop3_tls_cert_file", "$tls_cert_file", "popd's certificate." },
 	{ "pop3_tls_key_file", "$tls_key_file", "popd's private key." },
 	{ "pop3_tls_wrappermode", "no", "Implicit TLS from the first byte (port 995)." },
+	{ "imap_plaintext_auth", "loopback", "LOGIN and AUTHENTICATE PLAIN before TLS: no, loopback (only for loopback clients), yes; LOGINDISABLED is advertised where they are refused." },
+	{ "imap_tls_cert_file", "$tls_cert_file", "imapd's certificate." },
+	{ "imap_tls_key_file", "$tls_key_file", "imapd's private key." },
+	{ "imap_tls_wrappermode", "no", "Implicit TLS from the first byte (port 993)." },
+	{ "imap_login_timeout", "60s", "How long imapd waits for a command before login." },
+	{ "imap_idle_timeout", "30m", "Autologout after this long without a command, IDLE included (RFC 3501 asks for at least 30 minutes)." },
+	{ "imap_line_length_limit", "65536", "Longest IMAP command text (all its lines, without literal data)." },
+	{ "imap_literal_size_limit", "65536", "Largest literal other than an APPEND message." },
+	{ "imap_command_size_limit", "1048576", "Largest command: its text plus its literals other than APPEND messages." },
+	{ "imap_nesting_limit", "100", "Nesting of parentheses and of SEARCH OR/NOT in one command." },
+	{ "imap_sequence_ranges_limit", "10000", "Ranges of the sequence sets of one command." },
+	{ "imap_search_keys_limit", "1000", "Search keys in one SEARCH, SORT or THREAD." },
+	{ "imap_error_limit", "20", "Bad commands after which imapd says BYE and disconnects." },
+	{ "imap_command_rate_limit", "500", "Commands per second a session may send; past it imapd answers NO and disconnects after imap_error_limit such answers (0: no limit)." },
+	{ "imap_folder_directory", "~/Maildir", "The Maildir++ root of the folders other than INBOX for users whose INBOX is an mbox file." },
 	{ NULL, NULL, NULL }
 };
 

@@ -50,7 +50,7 @@
 enum { ST_AUTH, ST_TRANS };
 
 struct sess {
-	const struct pop3_opts *o;
+	const struct access_opts *o;
 	int rfd, wfd;
 	SSL *ssl;
 	struct buf in, out;
@@ -324,36 +324,6 @@ sleep_sec(long long sec)
 
 /* Ask the parent (which asks authd) whether user/pass are right.
  * AUTHC_OK, AUTHC_FAIL or AUTHC_TEMPFAIL (parent gone or confused). */
-static int
-ask_parent(struct sess *s, const char *user, const char *pass)
-{
-	struct proto_builder b;
-	struct proto_msg m;
-	const char *res;
-	int r, ret = AUTHC_TEMPFAIL;
-
-	proto_build_start(&b, PROTO_AUTH_REQ);
-	proto_build_adds(&b, user);
-	proto_build_adds(&b, pass);
-	proto_build_adds(&b, s->ssl ? "tls" : "plaintext");
-	r = proto_send(s->ctl, &b);
-	if (b.out.data)
-		explicit_bzero(b.out.data, b.out.len);
-	proto_build_free(&b);
-	if (r < 0)
-		return AUTHC_TEMPFAIL;
-	proto_msg_init(&m);
-	if (proto_recv(s->ctl, &m) == 1 && m.type == PROTO_AUTH_REPLY) {
-		res = proto_field(&m, 0);
-		if (!strcmp(res, "ok"))
-			ret = AUTHC_OK;
-		else if (!strcmp(res, "fail"))
-			ret = AUTHC_FAIL;
-	}
-	proto_msg_free(&m);
-	return ret;
-}
-
 /* Login process: check the credentials; on success switch to proxying
  * (the mail process answers the login command itself). */
 static void
@@ -361,7 +331,7 @@ login(struct sess *s, const char *user, const char *pass)
 {
 	int r;
 
-	r = ask_parent(s, user, pass);
+	r = access_ask_parent(s->ctl, user, pass, s->ssl != NULL);
 	if (r == AUTHC_TEMPFAIL) {
 		msg_warn("client %s: user=<%s>: authentication service unavailable", s->o->client, user);
 		reply(s, "-ERR [SYS/TEMP] Authentication service unavailable, try again later");
@@ -737,7 +707,7 @@ handle(struct sess *s, struct pop3_cmd *c)
 }
 
 static void
-sess_init(struct sess *s, const struct pop3_opts *o, int rfd, int wfd)
+sess_init(struct sess *s, const struct access_opts *o, int rfd, int wfd)
 {
 	memset(s, 0, sizeof(*s));
 	s->o = o;
@@ -988,7 +958,7 @@ linger_close(struct sess *s)
 }
 
 void
-pop3_login(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data)
+pop3_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 {
 	struct sess s;
 
@@ -1026,7 +996,7 @@ pop3_login(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data)
 }
 
 void
-pop3_mail(int fd, const struct pop3_opts *o, struct auth_user *au, int tls)
+pop3_mail(int fd, const struct access_opts *o, struct auth_user *au, int tls)
 {
 	struct sess s;
 

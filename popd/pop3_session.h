@@ -22,32 +22,21 @@
 #define HERMOD_POP3_SESSION_H
 
 #include <openssl/ssl.h>
+#include "access.h"
 #include "authc.h"
 
-struct pop3_opts {
-	SSL_CTX *tls;		/* NULL: no STLS, no implicit TLS */
-	int wrapper;		/* implicit TLS from the first byte */
-	int loopback;		/* the client is on this host */
-	const char *client;	/* for the log */
-	/* privileged: the session's parent runs as root; the login process
-	 * runs as mail_owner, the mail process as the mail user, for good */
-	int privileged;
-};
-
-/* Longest user name / password the parent accepts from a login process. */
-#define POP3_MAX_CRED	1024
 
 /* The login side: serve AUTHORIZATION on rfd/wfd; credentials go to the
  * parent over ctl; after a successful login everything the client sent
  * after the login command, and all that follows, goes to the mail
  * process over data, and its replies to the client.  Returns when the
  * session is over (the caller exits). */
-void pop3_login(int rfd, int wfd, const struct pop3_opts *o, int ctl, int data);
+void pop3_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data);
 
 /* The mail side: open the mailbox of au (already running as that user),
  * answer the login command (+OK or -ERR [IN-USE] ...) and serve
  * TRANSACTION/UPDATE on fd.  tls: the client uses TLS (for the log).
  * Takes ownership of au. */
-void pop3_mail(int fd, const struct pop3_opts *o, struct auth_user *au, int tls);
+void pop3_mail(int fd, const struct access_opts *o, struct auth_user *au, int tls);
 
 #endif

@@ -1,0 +1,492 @@
+/*
+ * access: the session runner of the mailbox access daemons (popd,
+ * imapd): the privilege split described in access.h, the credential
+ * question between the login process and its parent, and the hand-off
+ * of the client descriptor to the mail process.
+ */
+#include "access.h"
+#include "conf.h"
+#include "log.h"
+#include "service.h"
+#include "tls.h"
+#include "util.h"
+#include "proto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct access_opts opts;
+static const struct access_daemon *dmn;
+
+static void
+client_info(int fd, struct buf *name, int *loopback)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char a[INET6_ADDRSTRLEN];
+
+	*loopback = 0;
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+		/* a pipe (popd -i started by hand or by a test): this host */
+		buf_adds(name, "local");
+		*loopback = errno == ENOTSOCK;
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		buf_printf(name, "%s", a);
+		*loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		buf_printf(name, "%s", a);
+		*loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && s6->sin6_addr.s6_addr[12] == 127);
+	} else {
+		buf_adds(name, "local");
+		*loopback = ss.ss_family == AF_UNIX;
+	}
+}
+
+static int inetd;
+
+/* Descriptors a session child must not keep: the master's listener and
+ * status pipe (not ours under inetd). */
+static void
+close_service_fds(void)
+{
+	if (inetd)
+		return;
+	close(SERVICE_LISTEN_FD);
+	close(SERVICE_STATUS_FD);
+}
+
+/* The ids are uid/gid for real, effective and saved, and 0 is out of
+ * reach.  0 ok, -1 not so. */
+static int
+check_ids(uid_t uid, gid_t gid)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
+		return -1;
+	if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid)
+		return -1;
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		return -1;
+	return 0;
+}
+
+/* Keep fd's number, but let it point at /dev/null. */
+static void
+devnull_over(int fd)
+{
+	int n = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (n < 0)
+		msg_fatal("/dev/null: %s", strerror(errno));
+	if (n != fd) {
+		if (dup2(n, fd) < 0)
+			msg_fatal("dup2: %s", strerror(errno));
+		close(n);
+	}
+}
+
+/*
+ * inetd and xinetd pass the client's socket as stderr too.  Kept there,
+ * the root parent and the mail process would hold the client connection
+ * (against the privilege separation above, and a process that lives on
+ * would keep the client from seeing the end of the session), and
+ * anything written to stderr would reach the client inside the POP3
+ * stream.  So stderr that is the same file as stdin or stdout points at
+ * /dev/null; the log goes to syslog.
+ */
+static void
+stderr_off_client(void)
+{
+	struct stat e, c;
+	int fd;
+
+	if (fstat(2, &e) < 0)
+		return;
+	for (fd = 0; fd <= 1; fd++)
+		if (fstat(fd, &c) == 0 && c.st_dev == e.st_dev && c.st_ino == e.st_ino) {
+			devnull_over(2);
+			return;
+		}
+}
+
+static void
+login_child(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
+{
+	uid_t uid;
+	gid_t gid;
+
+	close_service_fds();
+	if (o->privileged) {
+		priv_drop_to_owner();
+		if (priv_owner(&uid, &gid) < 0 || check_ids(uid, gid) < 0)
+			msg_fatal("login process: privileges not dropped to %s", conf_str("mail_owner"));
+	}
+	/* holds the TLS key: no core dumps, no ptrace by the same uid */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	dmn->login(rfd, wfd, o, ctl, data);
+	_exit(0);
+}
+
+static void
+mail_child(int data, const struct access_opts *o, struct auth_user *au, int tls)
+{
+	struct access_opts mo = *o;
+	struct passwd *pw;
+
+	close_service_fds();
+	/* the mail process never talks TLS: forget the key */
+	if (mo.tls) {
+		SSL_CTX_free(mo.tls);
+		mo.tls = NULL;
+	}
+	if (o->privileged) {
+		pw = getpwnam(au->name);
+		if (priv_drop_to(au->uid, au->gid, pw && pw->pw_uid == au->uid ? au->name : NULL) < 0 ||
+		    check_ids(au->uid, au->gid) < 0) {
+			msg_error("client %s: user=<%s>: cannot switch to uid %lu: %s", o->client,
+			    au->name, (unsigned long)au->uid, strerror(errno));
+			(void)write_full(data, dmn->uid_fail, strlen(dmn->uid_fail));
+			_exit(75);
+		}
+	}
+	dmn->mail(data, &mo, au, tls);
+	_exit(0);
+}
+
+/* A credential field from the login process: bounded, no NUL. */
+static int
+cred_ok(const struct proto_msg *m, size_t i)
+{
+	return m->fields[i].len <= ACCESS_MAX_CRED && strlen(m->fields[i].data) == m->fields[i].len;
+}
+
+/*
+ * The parent's side of a session: answer the login process's
+ * credential checks (asking authd) until one succeeds, then fork the
+ * mail process.  Returns its pid, or -1 when there is none.
+ */
+static pid_t
+monitor(int ctl, int data, const struct access_opts *o)
+{
+	struct proto_msg m;
+	struct auth_user au;
+	const char *res;
+	long fails = 0, limit = conf_int("auth_failure_limit");
+	pid_t pid = -1;
+	int r, tls;
+
+	for (;;) {
+		proto_msg_init(&m);
+		r = proto_recv(ctl, &m);
+		if (r != 1) {
+			if (r < 0 && errno == EPROTO)
+				msg_warn("client %s: malformed record from the login process", o->client);
+			proto_msg_free(&m);
+			return -1;
+		}
+		if (m.type != PROTO_AUTH_REQ || m.nfields != 3 || !cred_ok(&m, 0) || !cred_ok(&m, 1)) {
+			msg_warn("client %s: unexpected record from the login process", o->client);
+			explicit_bzero(m.raw.data, m.raw.len);
+			proto_msg_free(&m);
+			return -1;
+		}
+		tls = !strcmp(proto_field(&m, 2), "tls");
+		memset(&au, 0, sizeof(au));
+		r = authc_check(dmn->name, proto_field(&m, 0), proto_field(&m, 1), o->client, &au);
+		explicit_bzero(m.raw.data, m.raw.len);
+		proto_msg_free(&m);
+		if (r == AUTHC_OK && o->privileged && (au.uid == 0 || au.gid == 0)) {
+			msg_warn("client %s: user=<%s>: uid or gid 0 may not log in", o->client, au.name);
+			auth_user_free(&au);
+			r = AUTHC_FAIL;
+		}
+		if (r == AUTHC_OK) {
+			if ((pid = fork()) < 0) {
+				msg_error("fork: %s", strerror(errno));
+				r = AUTHC_TEMPFAIL;
+			} else if (pid == 0) {
+				close(ctl);
+				mail_child(data, o, &au, tls);
+			}
+		}
+		res = r == AUTHC_OK ? "ok" : r == AUTHC_FAIL ? "fail" : "tempfail";
+		if (proto_send_strs(ctl, PROTO_AUTH_REPLY, res, r == AUTHC_OK ? au.name : "", (char *)NULL) < 0 &&
+		    r != AUTHC_OK)
+			return -1;
+		if (r == AUTHC_OK) {
+			auth_user_free(&au);
+			return pid;
+		}
+		/* the login process drops the client at the limit; so do we */
+		if (r == AUTHC_FAIL && ++fails >= limit)
+			return -1;
+	}
+}
+
+static void
+reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+static void
+serve(int rfd, int wfd)
+{
+	struct buf client = BUF_INIT;
+	struct access_opts o = opts;
+	int ctl[2], data[2];
+	pid_t login, mail;
+
+	client_info(rfd, &client, &o.loopback);
+	o.client = buf_str(&client);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
+		goto fail;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, data) < 0) {
+		close(ctl[0]);
+		close(ctl[1]);
+		goto fail;
+	}
+	if ((login = fork()) < 0) {
+		close(ctl[0]);
+		close(ctl[1]);
+		close(data[0]);
+		close(data[1]);
+		goto fail;
+	}
+	if (login == 0) {
+		close(ctl[1]);
+		close(data[1]);
+		login_child(rfd, wfd, &o, ctl[0], data[0]);
+	}
+	close(ctl[0]);
+	close(data[0]);
+	/* the client belongs to the login process now */
+	devnull_over(rfd);
+	if (wfd != rfd)
+		devnull_over(wfd);
+	mail = monitor(ctl[1], data[1], &o);
+	close(ctl[1]);
+	close(data[1]);
+	reap(login);
+	if (mail > 0)
+		reap(mail);
+	buf_free(&client);
+	return;
+fail:
+	msg_error("client %s: cannot start a session: %s", o.client, strerror(errno));
+	buf_free(&client);
+}
+
+static void
+handler(int fd, void *ctx)
+{
+	(void)ctx;
+	serve(fd, fd);
+}
+
+int
+access_main(const struct access_daemon *d, int argc, char **argv)
+{
+	struct buf name = BUF_INIT;
+	struct buf err = BUF_INIT;
+	int i, j;
+	const char *cert, *key;
+
+	dmn = d;
+	sane_fds();
+	/* -i may come anywhere among the common options */
+	for (i = j = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-i"))
+			inetd = 1;
+		else
+			argv[j++] = argv[i];
+	}
+	argv[j] = NULL;
+	argc = j;
+	i = service_init(d->name, argc, argv);
+	if (i < argc)
+		msg_fatal("usage: %s [-i] [-C dir] [-s name] [-o name=value] [-v]", d->name);
+	opts.privileged = conf_privileged() && geteuid() == 0;
+	buf_printf(&name, "%s_tls_wrappermode", d->prefix);
+	opts.wrapper = conf_bool(buf_str(&name));
+	buf_reset(&name);
+	buf_printf(&name, "%s_tls_cert_file", d->prefix);
+	cert = conf_str(buf_str(&name));
+	buf_reset(&name);
+	buf_printf(&name, "%s_tls_key_file", d->prefix);
+	key = conf_str(buf_str(&name));
+	if (*cert && access(cert, R_OK) == 0) {
+		if (!(opts.tls = tls_server_ctx(cert, key, &err)))
+			msg_warn("TLS disabled: %s", buf_str(&err));
+	} else if (opts.wrapper)
+		msg_warn("TLS certificate %s not readable", cert);
+	if (opts.wrapper && !opts.tls)
+		msg_fatal("%s_tls_wrappermode = yes needs a usable certificate (%s_tls_cert_file)", d->prefix, d->prefix);
+	buf_free(&err);
+	buf_free(&name);
+	if (inetd) {
+		stderr_off_client();
+		serve(0, 1);
+		return 0;
+	}
+	service_accept_loop(handler, NULL, 0);
+	return 0;
+}
+
+int
+access_ask_parent(int ctl, const char *user, const char *pass, int tls)
+{
+	struct proto_builder b;
+	struct proto_msg m;
+	const char *res;
+	int r, ret = AUTHC_TEMPFAIL;
+
+	proto_build_start(&b, PROTO_AUTH_REQ);
+	proto_build_adds(&b, user);
+	proto_build_adds(&b, pass);
+	proto_build_adds(&b, tls ? "tls" : "plaintext");
+	r = proto_send(ctl, &b);
+	if (b.out.data)
+		explicit_bzero(b.out.data, b.out.len);
+	proto_build_free(&b);
+	if (r < 0)
+		return AUTHC_TEMPFAIL;
+	proto_msg_init(&m);
+	if (proto_recv(ctl, &m) == 1 && m.type == PROTO_AUTH_REPLY) {
+		res = proto_field(&m, 0);
+		if (!strcmp(res, "ok"))
+			ret = AUTHC_OK;
+		else if (!strcmp(res, "fail"))
+			ret = AUTHC_FAIL;
+	}
+	proto_msg_free(&m);
+	return ret;
+}
+
+/*
+ * The hand-off record on the data socketpair: 8 bytes (the lengths of
+ * meta and pending, big-endian 32 bits each) carrying the client
+ * descriptor as SCM_RIGHTS when there is one, then meta and pending.
+ * Bounded, so that a broken login process cannot make the mail process
+ * allocate without limit.
+ */
+#define HANDOFF_MAX	(1024 * 1024)
+
+int
+access_handoff_send(int data, int cfd, const void *meta, size_t mlen,
+    const void *pending, size_t plen)
+{
+	unsigned char hdr[8];
+	struct iovec iov = { hdr, sizeof(hdr) };
+	struct msghdr mh;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	ssize_t w;
+
+	if (mlen > HANDOFF_MAX || plen > HANDOFF_MAX)
+		return -1;
+	be32_put(hdr, (uint32_t)mlen);
+	be32_put(hdr + 4, (uint32_t)plen);
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (cfd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &cfd, sizeof(int));
+	}
+	do
+		w = sendmsg(data, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)sizeof(hdr))
+		return -1;
+	if (write_full(data, meta, mlen) < 0 || write_full(data, pending, plen) < 0)
+		return -1;
+	return 0;
+}
+
+int
+access_handoff_recv(int data, int *cfd, struct buf *meta, struct buf *pending)
+{
+	unsigned char hdr[8];
+	struct iovec iov = { hdr, sizeof(hdr) };
+	struct msghdr mh;
+	struct cmsghdr *c;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	uint32_t mlen, plen;
+	ssize_t r;
+
+	*cfd = -1;
+	memset(&mh, 0, sizeof(mh));
+	memset(&cm, 0, sizeof(cm));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof(cm.buf);
+	do
+		r = recvmsg(data, &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)) && *cfd < 0)
+			memcpy(cfd, CMSG_DATA(c), sizeof(int));
+	if (r != (ssize_t)sizeof(hdr) || (mh.msg_flags & MSG_CTRUNC))
+		goto fail;
+	mlen = be32_get(hdr);
+	plen = be32_get(hdr + 4);
+	if (mlen > HANDOFF_MAX || plen > HANDOFF_MAX)
+		goto fail;
+	buf_reserve(meta, mlen + 1);
+	if (read_full(data, meta->data + meta->len, mlen) != (ssize_t)mlen)
+		goto fail;
+	meta->len += mlen;
+	meta->data[meta->len] = '\0';
+	buf_reserve(pending, plen + 1);
+	if (read_full(data, pending->data + pending->len, plen) != (ssize_t)plen)
+		goto fail;
+	pending->len += plen;
+	pending->data[pending->len] = '\0';
+	return 0;
+fail:
+	if (*cfd >= 0)
+		close(*cfd);
+	*cfd = -1;
+	return -1;
+}

@@ -1,0 +1,65 @@
+/*
+ * access: the session runner that the mailbox access daemons (popd,
+ * imapd) share: the privilege split of popd(8)/imapd(8) SECURITY, as in
+ * Dovecot and OpenSSH.  For each client the session's parent (the
+ * service process, or the daemon itself under inetd; root in a
+ * privileged instance) makes two socketpairs and forks
+ *   - the login process: mail_owner for good before it reads a byte; it
+ *     owns the client and the TLS state and runs the pre-login protocol,
+ *     sending credentials to the parent over "ctl";
+ *   - the parent asks authd and acts only on its answer (uid 0 and gid 0
+ *     refused); on success it forks
+ *   - the mail process: the user's uid, gid and groups for good; it
+ *     serves the mailbox on the "data" socketpair, over which the login
+ *     process either hands it the client descriptor itself (plaintext:
+ *     no byte-copying hop, access_handoff_*) or proxies the client's
+ *     bytes (TLS).
+ * Parent <-> login process (ctl, lib/proto.h records):
+ *   login -> parent  PROTO_AUTH_REQ   [user, password, "tls" | "plaintext"]
+ *   parent -> login  PROTO_AUTH_REPLY ["ok" | "fail" | "tempfail", canonical name]
+ */
+#ifndef HERMOD_ACCESS_H
+#define HERMOD_ACCESS_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+#include "authc.h"
+#include "buf.h"
+
+struct access_opts {
+	SSL_CTX *tls;		/* NULL: no STARTTLS/STLS, no implicit TLS */
+	int wrapper;		/* implicit TLS from the first byte */
+	int loopback;		/* the client is on this host */
+	const char *client;	/* for the log */
+	int privileged;		/* parent root; login as mail_owner, mail as the user */
+};
+
+struct access_daemon {
+	const char *name;	/* "popd": the log and authd's service name */
+	const char *prefix;	/* "pop3": PREFIX_tls_cert_file, _tls_key_file, _tls_wrappermode */
+	void (*login)(int rfd, int wfd, const struct access_opts *o, int ctl, int data);
+	void (*mail)(int data, const struct access_opts *o, struct auth_user *au, int tls);
+	const char *uid_fail;	/* written on data when the mail process cannot become the user */
+};
+
+/* The daemon's main(): options (-i for inetd, the common ones), TLS
+ * context, then sessions until the master stops us. */
+int access_main(const struct access_daemon *d, int argc, char **argv);
+
+/* Longest user name / password the parent accepts from a login process. */
+#define ACCESS_MAX_CRED	1024
+
+/* Login process: ask the parent; AUTHC_OK, AUTHC_FAIL or AUTHC_TEMPFAIL. */
+int access_ask_parent(int ctl, const char *user, const char *pass, int tls);
+
+/* Login process, after a successful login: give the mail process the
+ * client descriptor cfd (-1: none, the login process will proxy), a
+ * short record for the mail process (meta, e.g. the IMAP tag) and the
+ * bytes the client sent after the login command.  0 ok, -1 err. */
+int access_handoff_send(int data, int cfd, const void *meta, size_t mlen,
+    const void *pending, size_t plen);
+/* Mail process: receive it; *cfd is the client (or -1: talk on data).
+ * 0 ok, -1 err. */
+int access_handoff_recv(int data, int *cfd, struct buf *meta, struct buf *pending);
+
+#endif
