@@ -47,7 +47,7 @@
 #define HERMOD_LOCALSTATEDIR "/var"
 #endif
 
-/* the highest offset is pop3s, N+995 */
+/* the highest offset is pop3s, N+995 (imaps is N+993) */
 #define MAX_PORT_BASE	(65535 - 995)
 
 struct init_opts {
@@ -301,12 +301,13 @@ hermod_conf_text(struct buf *t, const struct init_opts *o)
 		buf_printf(t,
 		    "# port plan (--port-base %lld), see master.conf:\n"
 		    "#   smtp %lld, submission %lld, smtps %lld, pop3 %lld, pop3s %lld,\n"
-		    "#   imap %lld, xmpp c2s %lld, xmpp component %lld\n",
-		    n, n + 25, n + 87, n + 65, n + 110, n + 995, n + 143, n + 222, n + 347);
+		    "#   imap %lld, imaps %lld, xmpp c2s %lld, xmpp component %lld\n",
+		    n, n + 25, n + 87, n + 65, n + 110, n + 995, n + 143, n + 993, n + 222, n + 347);
 	else
 		buf_printf(t,
 		    "# port plan: the standard ports (smtp 25, submission 587, smtps 465,\n"
-		    "#   pop3 110, pop3s 995, imap 143, xmpp c2s 5222, xmpp component 5347),\n"
+		    "#   pop3 110, pop3s 995, imap 143, imaps 993, xmpp c2s 5222,\n"
+		    "#   xmpp component 5347),\n"
 		    "#   see master.conf\n");
 	buf_free(&build);
 	buf_free(&date);
@@ -470,7 +471,8 @@ master_conf_text(struct buf *t, const struct init_opts *o, struct buf *enabled)
 		{ "smtps", "smtpd", 65, 465, " -o smtpd_tls_wrappermode=yes" },
 		{ "pop3", "popd", 110, 110, "" },
 		{ "pop3s", "popd", 995, 995, " -o pop3_tls_wrappermode=yes" },
-		{ "imap", "imapd", 143, 143, NULL },
+		{ "imap", "imapd", 143, 143, "" },
+		{ "imaps", "imapd", 993, 993, " -o imap_tls_wrappermode=yes" },
 		{ "xmpp", "xmppgw", 222, 5222, NULL },
 		{ "component", "xmppgw", 347, 5347, NULL },
 		{ NULL, NULL, 0, 0, NULL }
