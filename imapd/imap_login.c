@@ -444,6 +444,8 @@ imap_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 			break;
 		case IMAP_R_COMMAND:
 			buf_sets(&tag, res.cmd->tag);
+			if (res.cmd->verb != IMAP_CMD_LOGIN && res.cmd->verb != IMAP_CMD_AUTHENTICATE)
+				s.bad = 0;
 			handle(&s, res.cmd, &done);
 			if (s.bad >= conf_int("imap_error_limit") && !s.eof) {
 				buf_adds(&s.out, "* BYE Too many errors\r\n");

@@ -37,7 +37,7 @@ struct sess {
 	struct imap_parser *p;
 	struct buf in, out;
 	int state;
-	int eof, in_eof;
+	int eof, in_eof, werr;
 	struct imap_ns ns;
 	struct imap_box box;
 	int selected;
@@ -98,11 +98,11 @@ flush_out(struct sess *s)
 {
 	int r = 0;
 
-	if (s->out.len && !s->eof)
+	if (s->out.len && !s->werr)
 		r = write_full(s->fd, s->out.data, s->out.len);
 	buf_reset(&s->out);
 	if (r < 0)
-		s->eof = 1;
+		s->eof = s->werr = 1;
 	return r;
 }
 
@@ -126,8 +126,11 @@ tagged(struct sess *s, const char *tag, const char *status, const char *fmt, ...
 	buf_vprintf(&s->out, fmt, ap);
 	va_end(ap);
 	buf_adds(&s->out, "\r\n");
+	/* errors in a row count, as in Dovecot: a good command forgives */
 	if (!strcmp(status, "BAD"))
 		s->bad++;
+	else if (!strcmp(status, "OK"))
+		s->bad = 0;
 }
 
 static void
@@ -1088,7 +1091,7 @@ command_loop(struct sess *s)
 			tagged(s, buf_str(&s->idle_tag), "OK", "IDLE terminated");
 			break;
 		case IMAP_R_COMMAND:
-			if (!rate_ok(s))
+			if (res.cmd->verb != IMAP_CMD_LOGOUT && !rate_ok(s))
 				tagged(s, res.cmd->tag, "NO", "[LIMIT] Too many commands per second");
 			else
 				handle(s, res.cmd);

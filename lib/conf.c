@@ -174,8 +174,8 @@ static const struct param params[] = {
 	{ "imap_nesting_limit", "100", "Nesting of parentheses and of SEARCH OR/NOT in one command." },
 	{ "imap_sequence_ranges_limit", "10000", "Ranges of the sequence sets of one command." },
 	{ "imap_search_keys_limit", "1000", "Search keys in one SEARCH, SORT or THREAD." },
-	{ "imap_error_limit", "20", "Bad commands after which imapd says BYE and disconnects." },
-	{ "imap_command_rate_limit", "500", "Commands per second a session may send; past it imapd answers NO and disconnects after imap_error_limit such answers (0: no limit)." },
+	{ "imap_error_limit", "20", "Bad commands in a row after which imapd says BYE and disconnects." },
+	{ "imap_command_rate_limit", "10000", "Commands per second a session may send; past it imapd answers NO and disconnects after imap_error_limit such answers (0: no limit)." },
 	{ "imap_folder_directory", "~/Maildir", "The Maildir++ root of the folders other than INBOX for users whose INBOX is an mbox file." },
 	{ NULL, NULL, NULL }
 };

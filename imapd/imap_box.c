@@ -1,0 +1,260 @@
+/*
+ * imap_box: the generic layer of the IMAP mailbox view (imap_box.h):
+ * dispatch to the back end, the metadata that FETCH and SEARCH need
+ * (computed from the message with lib/mime and kept for the session),
+ * the folder operations that need no open box, and COPY between any two
+ * back ends.
+ */
+#include "imap_box.h"
+#include "imap_parse.h"
+#include "mime.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+ibox_open(struct imap_box *b, const char *path, int maildir, int readonly, struct buf *err)
+{
+	b->path = xstrdup(path);
+	b->maildir = maildir;
+	b->readonly = readonly;
+	return maildir ? ibox_maildir_open(b, err) : ibox_mbox_open(b, err);
+}
+
+int
+ibox_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct buf *err)
+{
+	return b->ops && b->ops->sync ? b->ops->sync(b, allow_expunge, ch, err) : IBOX_OK;
+}
+
+int
+ibox_load(struct imap_box *b, size_t i, const char **p, size_t *n, struct buf *err)
+{
+	if (i >= b->n)
+		return IBOX_GONE;
+	return b->ops->load(b, i, p, n, err);
+}
+
+int
+ibox_store(struct imap_box *b, size_t i, unsigned flags, const char *keywords, struct buf *err)
+{
+	if (i >= b->n || b->msgs[i].expunged)
+		return IBOX_GONE;
+	if (!b->ops->store)
+		return IBOX_ERR;
+	return b->ops->store(b, i, flags & ~IBOX_RECENT, keywords, err);
+}
+
+int
+ibox_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_changes *ch, struct buf *err)
+{
+	if (!b->ops->expunge)
+		return IBOX_ERR;
+	return b->ops->expunge(b, uids, ch, err);
+}
+
+int
+ibox_watch(struct imap_box *b)
+{
+	return b->ops && b->ops->watch ? b->ops->watch(b) : -1;
+}
+
+void
+ibox_watch_drain(struct imap_box *b)
+{
+	char tmp[4096];
+	int fd = ibox_watch(b);
+
+	if (fd < 0)
+		return;
+	while (read(fd, tmp, sizeof(tmp)) > 0)
+		;
+}
+
+static void
+msg_free(struct ibox_msg *m)
+{
+	free(m->keywords);
+	free(m->name);
+	free(m->envelope);
+	free(m->bodystructure);
+	free(m->body);
+}
+
+void
+ibox_close(struct imap_box *b)
+{
+	size_t i;
+
+	if (b->ops && b->ops->close)
+		b->ops->close(b);
+	for (i = 0; i < b->n; i++)
+		msg_free(&b->msgs[i]);
+	free(b->msgs);
+	free(b->path);
+	free(b->kwlist);
+	buf_free(&b->mapbuf);
+	b->msgs = NULL;
+	b->n = 0;
+	b->path = NULL;
+	b->kwlist = NULL;
+	b->ops = NULL;
+	b->priv = NULL;
+}
+
+void
+ibox_changes_free(struct ibox_changes *ch)
+{
+	free(ch->expunged);
+	free(ch->changed);
+	imap_seq_free(&ch->vanished);
+	memset(ch, 0, sizeof(*ch));
+}
+
+uint32_t
+ibox_seq_of_uid(const struct imap_box *b, uint32_t uid)
+{
+	size_t lo = 0, hi = b->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (b->msgs[mid].uid == uid)
+			return (uint32_t)(mid + 1);
+		if (b->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The internal date of a Maildir message: its file's mtime (APPEND sets
+ * it to the date the client gave). */
+static int
+maildir_idate(struct imap_box *b, struct ibox_msg *m)
+{
+	struct buf p = BUF_INIT;
+	struct stat st;
+	int r;
+
+	buf_printf(&p, "%s%s", b->path, m->name);
+	r = stat(buf_str(&p), &st);
+	buf_free(&p);
+	if (r < 0)
+		return -1;
+	m->idate = (int64_t)st.st_mtime;
+	m->izone = 0;
+	return 0;
+}
+
+int
+ibox_meta(struct imap_box *b, size_t i, unsigned what, struct buf *err)
+{
+	struct ibox_msg *m;
+	struct mime_message *mm;
+	const char *p;
+	size_t n;
+	int r;
+
+	if (i >= b->n)
+		return IBOX_GONE;
+	m = &b->msgs[i];
+	if ((what & IBOX_META_IDATE) && !(m->have & IBOX_META_IDATE)) {
+		if (b->maildir && b->priv && m->name && maildir_idate(b, m) == 0)
+			m->have |= IBOX_META_IDATE;
+		else if (!b->maildir || !b->priv) {
+			/* other back ends fill it when they list the message */
+			m->have |= IBOX_META_IDATE;
+		}
+	}
+	what &= ~m->have;
+	if (!what)
+		return IBOX_OK;
+	if ((r = ibox_load(b, i, &p, &n, err)) != IBOX_OK)
+		return r;
+	m = &b->msgs[i];
+	if (what & IBOX_META_IDATE) {
+		m->idate = 0;
+		m->have |= IBOX_META_IDATE;
+	}
+	m->size = mime_crlf_size(p, n, NULL);
+	m->have |= IBOX_META_SIZE;
+	if (what & (IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE)) {
+		struct buf o = BUF_INIT;
+
+		mm = mime_parse(p, n, NULL);
+		if (!(m->have & IBOX_META_ENVELOPE)) {
+			mime_imap_envelope(mm->parts[0], &o);
+			free(m->envelope);
+			m->envelope = buf_steal(&o);
+			m->have |= IBOX_META_ENVELOPE;
+		}
+		if ((what & IBOX_META_BODYSTRUCTURE) && !(m->have & IBOX_META_BODYSTRUCTURE)) {
+			mime_imap_bodystructure(mm->parts[0], 1, &o);
+			free(m->bodystructure);
+			m->bodystructure = buf_steal(&o);
+			mime_imap_bodystructure(mm->parts[0], 0, &o);
+			free(m->body);
+			m->body = buf_steal(&o);
+			m->have |= IBOX_META_BODYSTRUCTURE;
+		}
+		mime_free(&mm);
+		buf_free(&o);
+	}
+	return IBOX_OK;
+}
+
+int
+ibox_status(const char *path, int maildir, struct ibox_status *st, struct buf *err)
+{
+	memset(st, 0, sizeof(*st));
+	return maildir ? ibox_maildir_status(path, st, err) : ibox_mbox_status(path, st, err);
+}
+
+int
+ibox_append(const char *path, int maildir, const struct ibox_append *m, size_t n,
+    uint32_t *uidvalidity, uint32_t *uids, struct buf *err)
+{
+	return maildir ? ibox_maildir_append(path, m, n, uidvalidity, uids, err) :
+	    ibox_mbox_append(path, m, n, uidvalidity, uids, err);
+}
+
+/* COPY one message at a time: a loaded message is valid only until the
+ * next load, and each copy is durable before the next begins. */
+int
+ibox_copy(struct imap_box *b, const size_t *idx, size_t n, const char *path, int maildir,
+    uint32_t *uidvalidity, uint32_t *uids, struct buf *err)
+{
+	size_t k;
+	int r;
+
+	for (k = 0; k < n; k++) {
+		struct ibox_append a;
+		struct ibox_msg *m;
+		const char *p;
+		size_t len;
+
+		if (idx[k] >= b->n || b->msgs[idx[k]].expunged)
+			return IBOX_GONE;
+		if ((r = ibox_meta(b, idx[k], IBOX_META_IDATE, err)) != IBOX_OK)
+			return r;
+		if ((r = ibox_load(b, idx[k], &p, &len, err)) != IBOX_OK)
+			return r;
+		m = &b->msgs[idx[k]];
+		memset(&a, 0, sizeof(a));
+		a.data = p;
+		a.len = len;
+		a.flags = m->flags & ~IBOX_RECENT;
+		a.keywords = m->keywords;
+		a.idate = m->idate;
+		a.izone = m->izone;
+		if ((r = ibox_append(path, maildir, &a, 1, uidvalidity, &uids[k], err)) != IBOX_OK)
+			return r;
+	}
+	return IBOX_OK;
+}

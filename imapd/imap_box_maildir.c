@@ -1,0 +1,546 @@
+/*
+ * imap_box_maildir: the Maildir back end of imap_box.  UIDs, MODSEQs and
+ * keywords come from lib/mstore_index (FOLDER/hermod-uidlist), flags
+ * from the file names, which stay the truth.  No lock is held between
+ * operations: each index call takes the index lock for its own length,
+ * so sessions run side by side.  New mail is noticed by inotify on new/
+ * and cur/.
+ */
+#include "imap_box.h"
+#include "imap_parse.h"
+#include "maildir.h"
+#include "mstore.h"
+#include "mstore_index.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct mdpriv {
+	struct mstore_index ix;
+	int ino;
+};
+
+static unsigned
+to_imap(unsigned f)
+{
+	return (f & MIDX_SEEN ? IMAP_FLAG_SEEN : 0) | (f & MIDX_REPLIED ? IMAP_FLAG_ANSWERED : 0) |
+	    (f & MIDX_FLAGGED ? IMAP_FLAG_FLAGGED : 0) | (f & MIDX_TRASHED ? IMAP_FLAG_DELETED : 0) |
+	    (f & MIDX_DRAFT ? IMAP_FLAG_DRAFT : 0);
+}
+
+static unsigned
+to_midx(unsigned f, unsigned old)
+{
+	return (old & MIDX_PASSED) | (f & IMAP_FLAG_SEEN ? MIDX_SEEN : 0) |
+	    (f & IMAP_FLAG_ANSWERED ? MIDX_REPLIED : 0) | (f & IMAP_FLAG_FLAGGED ? MIDX_FLAGGED : 0) |
+	    (f & IMAP_FLAG_DELETED ? MIDX_TRASHED : 0) | (f & IMAP_FLAG_DRAFT ? MIDX_DRAFT : 0);
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+static void
+set_from_ix(struct ibox_msg *m, const struct mstore_index_msg *x)
+{
+	m->uid = x->uid;
+	m->modseq = x->modseq;
+	m->flags = (m->flags & IBOX_RECENT) | to_imap(x->flags);
+	if (!same_str(m->keywords, x->keywords)) {
+		free(m->keywords);
+		m->keywords = x->keywords ? xstrdup(x->keywords) : NULL;
+	}
+	if (!m->name || strcmp(m->name, x->name)) {
+		free(m->name);
+		m->name = xstrdup(x->name);
+	}
+}
+
+/* Every keyword in use, for FLAGS and PERMANENTFLAGS. */
+static void
+make_kwlist(struct imap_box *b)
+{
+	struct buf out = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		char **v, **q;
+
+		if (!b->msgs[i].keywords)
+			continue;
+		v = str_split(b->msgs[i].keywords, ",");
+		for (q = v; *q; q++) {
+			struct buf probe = BUF_INIT;
+			const char *s = buf_str(&out);
+			size_t l = strlen(*q);
+			int have = 0;
+
+			while (*s) {
+				const char *e = strchr(s, ',');
+				size_t sl = e ? (size_t)(e - s) : strlen(s);
+
+				if (sl == l && !strncasecmp(s, *q, l))
+					have = 1;
+				s += sl + (e ? 1 : 0);
+			}
+			if (!have)
+				buf_printf(&out, "%s%s", out.len ? "," : "", *q);
+			buf_free(&probe);
+		}
+		strv_free(v);
+	}
+	free(b->kwlist);
+	b->kwlist = buf_steal(&out);
+}
+
+/* A message in new/ is \Recent for the first session that sees it, which
+ * moves it to cur/ so that no other session claims it too. */
+static void
+claim_recent(struct imap_box *b, struct mdpriv *d, struct ibox_msg *m)
+{
+	struct mstore_index_msg *x;
+	struct buf err = BUF_INIT;
+
+	if (strncmp(m->name, "new/", 4))
+		return;
+	m->flags |= IBOX_RECENT;
+	b->recent++;
+	if (b->readonly)
+		return;
+	if (!(x = mstore_index_find(&d->ix, m->uid)))
+		return;
+	if (mstore_index_set_flags(&d->ix, m->uid, x->flags, &err) == 0 &&
+	    (x = mstore_index_find(&d->ix, m->uid)))
+		set_from_ix(m, x);
+	buf_free(&err);
+}
+
+static int md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct buf *err);
+
+static int
+md_load(struct imap_box *b, size_t i, const char **p, size_t *n, struct buf *err)
+{
+	struct mdpriv *d = b->priv;
+	struct ibox_msg *m = &b->msgs[i];
+	int tries, fd = -1;
+
+	for (tries = 0; tries < 2; tries++) {
+		struct mstore_index_msg *x;
+
+		fd = openat(d->ix.dirfd, m->name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			break;
+		/* renamed by someone else (flags, popd): find its new name */
+		if (mstore_index_sync(&d->ix, err) < 0)
+			return IBOX_ERR;
+		if (!(x = mstore_index_find(&d->ix, m->uid)))
+			return IBOX_GONE;
+		free(m->name);
+		m->name = xstrdup(x->name);
+	}
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return IBOX_GONE;
+		buf_printf(err, "%s%s: %s", b->path, m->name, strerror(errno));
+		return IBOX_ERR;
+	}
+	buf_reset(&b->mapbuf);
+	if (read_fd(fd, &b->mapbuf, (size_t)-1 / 2) < 0) {
+		buf_printf(err, "%s%s: read: %s", b->path, m->name, strerror(errno));
+		close(fd);
+		return IBOX_ERR;
+	}
+	close(fd);
+	*p = b->mapbuf.data ? b->mapbuf.data : "";
+	*n = b->mapbuf.len;
+	return IBOX_OK;
+}
+
+static int
+md_store(struct imap_box *b, size_t i, unsigned flags, const char *keywords, struct buf *err)
+{
+	struct mdpriv *d = b->priv;
+	struct ibox_msg *m = &b->msgs[i];
+	struct mstore_index_msg *x;
+	int r;
+
+	if (!(x = mstore_index_find(&d->ix, m->uid)))
+		return IBOX_GONE;
+	r = mstore_index_set_flags(&d->ix, m->uid, to_midx(flags, x->flags), err);
+	if (r == 0 && !same_str(keywords, m->keywords))
+		r = mstore_index_set_keywords(&d->ix, m->uid, keywords && *keywords ? keywords : NULL, err);
+	if (r == 1)
+		return IBOX_GONE;
+	if (r < 0)
+		return IBOX_ERR;
+	if (!(x = mstore_index_find(&d->ix, m->uid)))
+		return IBOX_GONE;
+	set_from_ix(m, x);
+	b->highestmodseq = d->ix.highestmodseq;
+	if (keywords && *keywords)
+		make_kwlist(b);
+	return IBOX_OK;
+}
+
+static int
+md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct buf *err)
+{
+	struct mdpriv *d = b->priv;
+	struct mstore_index *ix = &d->ix;
+	struct ibox_msg *nm;
+	size_t i, j = 0, k = 0, cap;
+	uint32_t last;
+
+	if (mstore_index_sync(ix, err) < 0)
+		return IBOX_ERR;
+	if (ix->uidvalidity != b->uidvalidity) {
+		ch->uidvalidity = 1;
+		return IBOX_OK;
+	}
+	cap = b->n + ix->n + 1;
+	nm = xcalloc(cap, sizeof(*nm));
+	ch->expunged = xcalloc(b->n + 1, sizeof(*ch->expunged));
+	ch->changed = xcalloc(cap, sizeof(*ch->changed));
+	last = b->n ? b->msgs[b->n - 1].uid : 0;
+	for (i = 0; i < b->n; i++) {
+		struct ibox_msg *m = &b->msgs[i];
+
+		while (j < ix->n && ix->msgs[j].uid < m->uid)
+			j++;
+		if (j < ix->n && ix->msgs[j].uid == m->uid) {
+			const struct mstore_index_msg *x = &ix->msgs[j];
+
+			if (x->modseq != m->modseq || to_imap(x->flags) != (m->flags & ~IBOX_RECENT) ||
+			    !same_str(x->keywords, m->keywords)) {
+				set_from_ix(m, x);
+				ch->changed[ch->nchanged++] = k;
+			} else if (strcmp(m->name, x->name)) {
+				free(m->name);
+				m->name = xstrdup(x->name);
+			}
+			nm[k++] = *m;
+			continue;
+		}
+		if (!allow_expunge) {
+			m->expunged = 1;
+			nm[k++] = *m;
+			continue;
+		}
+		ch->expunged[ch->nexpunged++] = (uint32_t)(k + 1);
+		imap_seq_add(&ch->vanished, m->uid, m->uid);
+		if (m->flags & IBOX_RECENT)
+			b->recent--;
+		free(m->keywords);
+		free(m->name);
+		free(m->envelope);
+		free(m->bodystructure);
+		free(m->body);
+	}
+	free(b->msgs);
+	b->msgs = nm;
+	b->n = k;
+	for (j = 0; j < ix->n; j++) {
+		struct ibox_msg *m;
+
+		if (ix->msgs[j].uid <= last)
+			continue;
+		m = &b->msgs[b->n++];
+		memset(m, 0, sizeof(*m));
+		set_from_ix(m, &ix->msgs[j]);
+		claim_recent(b, d, m);
+		ch->exists = 1;
+	}
+	if (ch->vanished.n)
+		imap_seq_normalize(&ch->vanished);
+	b->uidnext = ix->uidnext;
+	b->highestmodseq = ix->highestmodseq;
+	if (ch->exists || ch->nchanged)
+		make_kwlist(b);
+	return IBOX_OK;
+}
+
+static int
+md_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_changes *ch, struct buf *err)
+{
+	struct mdpriv *d = b->priv;
+	struct buf path = BUF_INIT;
+	size_t i, gone = 0;
+
+	if (mstore_index_sync(&d->ix, err) < 0)
+		return IBOX_ERR;
+	for (i = 0; i < d->ix.n; i++) {
+		struct mstore_index_msg *x = &d->ix.msgs[i];
+		uint32_t seq;
+
+		if (!(x->flags & MIDX_TRASHED))
+			continue;
+		if (uids && !imap_seq_contains(uids, x->uid))
+			continue;
+		/* only messages this session knows (RFC 3501: those it was told) */
+		if (!(seq = ibox_seq_of_uid(b, x->uid)))
+			continue;
+		if (unlinkat(d->ix.dirfd, x->name, 0) < 0 && errno != ENOENT) {
+			buf_printf(err, "%s%s: unlink: %s", b->path, x->name, strerror(errno));
+			return IBOX_ERR;
+		}
+		gone++;
+	}
+	if (gone) {
+		buf_printf(&path, "%scur", b->path);
+		if (fsync_dir(buf_str(&path)) < 0) {
+			buf_printf(err, "%s: fsync: %s", buf_str(&path), strerror(errno));
+			buf_free(&path);
+			return IBOX_ERR;
+		}
+		buf_free(&path);
+	}
+	return md_sync(b, 1, ch, err);
+}
+
+static int
+md_watch(struct imap_box *b)
+{
+	struct mdpriv *d = b->priv;
+
+	if (d->ino == -1) {
+		struct buf p = BUF_INIT;
+		const char *sub[] = { "new", "cur" };
+		size_t i;
+
+		d->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (d->ino < 0) {
+			d->ino = -2;
+			return -1;
+		}
+		for (i = 0; i < 2; i++) {
+			buf_reset(&p);
+			buf_printf(&p, "%s%s", b->path, sub[i]);
+			(void)inotify_add_watch(d->ino, buf_str(&p), IN_CREATE | IN_MOVED_TO |
+			    IN_MOVED_FROM | IN_DELETE | IN_ATTRIB);
+		}
+		buf_free(&p);
+	}
+	return d->ino >= 0 ? d->ino : -1;
+}
+
+static void
+md_close(struct imap_box *b)
+{
+	struct mdpriv *d = b->priv;
+
+	if (!d)
+		return;
+	if (d->ino >= 0)
+		close(d->ino);
+	mstore_index_close(&d->ix);
+	free(d);
+	b->priv = NULL;
+}
+
+static const struct ibox_ops md_ops = {
+	md_sync, md_load, md_store, md_expunge, md_watch, md_close,
+};
+
+int
+ibox_maildir_open(struct imap_box *b, struct buf *err)
+{
+	struct mdpriv *d = xcalloc(1, sizeof(*d));
+	size_t i;
+
+	d->ino = -1;
+	b->priv = d;
+	b->ops = &md_ops;
+	if (mstore_index_open(&d->ix, b->path, err) < 0)
+		return errno == ENOENT ? IBOX_NONEXIST : IBOX_ERR;
+	if (!b->readonly && access(b->path, W_OK) < 0)
+		b->readonly = 1;
+	b->uidvalidity = d->ix.uidvalidity;
+	b->msgs = xcalloc(d->ix.n + 1, sizeof(*b->msgs));
+	b->n = d->ix.n;
+	for (i = 0; i < b->n; i++)
+		set_from_ix(&b->msgs[i], &d->ix.msgs[i]);
+	for (i = 0; i < b->n; i++)
+		claim_recent(b, d, &b->msgs[i]);
+	b->uidnext = d->ix.uidnext;
+	b->highestmodseq = d->ix.highestmodseq;
+	make_kwlist(b);
+	return IBOX_OK;
+}
+
+/* The size with CRLF line ends from the ",W=" field of the name when
+ * local or popd wrote one, else from the file. */
+static uint64_t
+msg_size(int dirfd, const char *name)
+{
+	const char *w = strstr(name, ",W=");
+	struct buf b = BUF_INIT;
+	uint64_t n = 0;
+	int fd;
+
+	if (w)
+		return strtoull(w + 3, NULL, 10);
+	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	if (read_fd(fd, &b, (size_t)-1 / 2) == 0)
+		n = mstore_wire_size(b.data ? b.data : "", b.len);
+	close(fd);
+	buf_free(&b);
+	return n;
+}
+
+int
+ibox_maildir_status(const char *path, struct ibox_status *st, struct buf *err)
+{
+	struct mstore_index ix;
+	struct stat sb;
+	size_t i;
+
+	if (stat(path, &sb) < 0)
+		return errno == ENOENT ? IBOX_NONEXIST : IBOX_ERR;
+	if (mstore_index_open(&ix, path, err) < 0) {
+		mstore_index_close(&ix);
+		return IBOX_ERR;
+	}
+	st->messages = (uint32_t)ix.n;
+	for (i = 0; i < ix.n; i++) {
+		const struct mstore_index_msg *x = &ix.msgs[i];
+
+		if (!strncmp(x->name, "new/", 4))
+			st->recent++;
+		if (!(x->flags & MIDX_SEEN))
+			st->unseen++;
+		if (x->flags & MIDX_TRASHED)
+			st->deleted++;
+		st->size += msg_size(ix.dirfd, x->name);
+	}
+	st->uidnext = ix.uidnext;
+	st->uidvalidity = ix.uidvalidity;
+	st->highestmodseq = ix.highestmodseq;
+	mstore_index_close(&ix);
+	return IBOX_OK;
+}
+
+static int
+write_tmp(int dirfd, const char *tmpname, const struct ibox_append *m, struct buf *err)
+{
+	int fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		buf_printf(err, "%s: %s", tmpname, strerror(errno));
+		return -1;
+	}
+	if (write_full(fd, m->data, m->len) < 0 || fsync(fd) < 0) {
+		buf_printf(err, "%s: write: %s", tmpname, strerror(errno));
+		close(fd);
+		unlinkat(dirfd, tmpname, 0);
+		return -1;
+	}
+	if (m->idate > 0) {
+		struct timespec ts[2];
+
+		ts[0].tv_sec = ts[1].tv_sec = (time_t)m->idate;
+		ts[0].tv_nsec = ts[1].tv_nsec = 0;
+		(void)futimens(fd, ts);
+	}
+	if (close(fd) < 0) {
+		buf_printf(err, "%s: close: %s", tmpname, strerror(errno));
+		unlinkat(dirfd, tmpname, 0);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
+    uint32_t *uidvalidity, uint32_t *uids, struct buf *err)
+{
+	struct mstore_index ix;
+	struct buf *base, tmp = BUF_INIT, dst = BUF_INIT, letters = BUF_INIT, dp = BUF_INIT;
+	struct stat sb;
+	size_t i;
+	int dirfd, rc = IBOX_ERR;
+
+	if (stat(path, &sb) < 0)
+		return errno == ENOENT ? IBOX_NONEXIST : IBOX_ERR;
+	if ((dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		buf_printf(err, "%s: %s", path, strerror(errno));
+		return IBOX_ERR;
+	}
+	base = xcalloc(n, sizeof(*base));
+	for (i = 0; i < n; i++) {
+		unsigned f = to_midx(m[i].flags, 0);
+
+		buf_reset(&tmp);
+		buf_reset(&dst);
+		buf_reset(&letters);
+		maildir_unique_name(&base[i]);
+		buf_printf(&tmp, "tmp/%s", buf_str(&base[i]));
+		if (write_tmp(dirfd, buf_str(&tmp), &m[i], err) < 0)
+			goto out;
+		mstore_index_flags_str(f, &letters);
+		if (f)
+			buf_printf(&dst, "cur/%s,S=%zu,W=%zu:2,%s", buf_str(&base[i]), m[i].len,
+			    mstore_wire_size(m[i].data, m[i].len), buf_str(&letters));
+		else
+			buf_printf(&dst, "new/%s,S=%zu,W=%zu", buf_str(&base[i]), m[i].len,
+			    mstore_wire_size(m[i].data, m[i].len));
+		if (renameat(dirfd, buf_str(&tmp), dirfd, buf_str(&dst)) < 0) {
+			buf_printf(err, "%s%s: rename: %s", path, buf_str(&dst), strerror(errno));
+			unlinkat(dirfd, buf_str(&tmp), 0);
+			goto out;
+		}
+	}
+	buf_printf(&dp, "%snew", path);
+	if (fsync_dir(buf_str(&dp)) < 0)
+		goto syserr;
+	buf_reset(&dp);
+	buf_printf(&dp, "%scur", path);
+	if (fsync_dir(buf_str(&dp)) < 0)
+		goto syserr;
+	/* the index gives the UIDs, in arrival order */
+	if (mstore_index_open(&ix, path, err) < 0) {
+		mstore_index_close(&ix);
+		goto out;
+	}
+	*uidvalidity = ix.uidvalidity;
+	for (i = 0; i < n; i++) {
+		size_t k;
+
+		uids[i] = 0;
+		for (k = ix.n; k-- > 0;)
+			if (!strcmp(ix.msgs[k].base, buf_str(&base[i]))) {
+				uids[i] = ix.msgs[k].uid;
+				break;
+			}
+		if (uids[i] && m[i].keywords && *m[i].keywords &&
+		    mstore_index_set_keywords(&ix, uids[i], m[i].keywords, err) < 0) {
+			mstore_index_close(&ix);
+			goto out;
+		}
+	}
+	mstore_index_close(&ix);
+	rc = IBOX_OK;
+	goto out;
+syserr:
+	buf_printf(err, "%s: fsync: %s", buf_str(&dp), strerror(errno));
+out:
+	for (i = 0; i < n; i++)
+		buf_free(&base[i]);
+	free(base);
+	buf_free(&tmp);
+	buf_free(&dst);
+	buf_free(&letters);
+	buf_free(&dp);
+	close(dirfd);
+	return rc;
+}
