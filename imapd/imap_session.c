@@ -183,11 +183,9 @@ tell_changes(struct sess *s, const struct ibox_changes *ch)
 	for (i = 0; i < ch->nchanged; i++)
 		if (ch->changed[i] < s->box.n)
 			flags_response(s, ch->changed[i], 0);
-	if (ch->exists || ch->nexpunged) {
-		buf_printf(&s->out, "* %zu EXISTS\r\n", s->box.n);
-		if (ch->exists)
-			buf_printf(&s->out, "* %zu RECENT\r\n", s->box.recent);
-	}
+	/* each EXPUNGE already lowers the count: EXISTS only for growth */
+	if (ch->exists)
+		buf_printf(&s->out, "* %zu EXISTS\r\n* %zu RECENT\r\n", s->box.n, s->box.recent);
 }
 
 static void
@@ -742,6 +740,17 @@ do_expunge(struct sess *s, const struct imap_cmd *c, int silent)
 	buf_free(&err);
 }
 
+/* RFC 7162 3.1.5: a SEARCH with a MODSEQ key answers the highest
+ * MODSEQ of what it found. */
+static int
+has_modseq_key(const struct imap_search_key *k)
+{
+	for (; k; k = k->next)
+		if (k->type == IMAP_SK_MODSEQ || has_modseq_key(k->child))
+			return 1;
+	return 0;
+}
+
 static void
 do_search(struct sess *s, const struct imap_cmd *c)
 {
@@ -810,10 +819,20 @@ do_search(struct sess *s, const struct imap_cmd *c)
 			buf_adds(&s->out, "\r\n");
 		}
 	} else {
+		uint64_t top = 0;
+
 		buf_adds(&s->out, c->verb == IMAP_CMD_SORT ? "* SORT" : "* SEARCH");
 		for (i = 0; i < n; i++) {
-			buf_printf(&s->out, " %u", c->uid ? s->box.msgs[seqs[i] - 1].uid : seqs[i]);
+			const struct ibox_msg *m = &s->box.msgs[seqs[i] - 1];
+
+			buf_printf(&s->out, " %u", c->uid ? m->uid : seqs[i]);
+			if (m->modseq > top)
+				top = m->modseq;
 			maybe_flush(s);
+		}
+		if (n && has_modseq_key(se->key)) {
+			s->condstore = 1;
+			buf_printf(&s->out, " (MODSEQ %llu)", (unsigned long long)top);
 		}
 		buf_adds(&s->out, "\r\n");
 	}
