@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
@@ -957,6 +958,18 @@ linger_close(struct sess *s)
 	}
 }
 
+/* The client can go to the mail process when it is plaintext on one
+ * socket for both directions (not TLS, not inetd's pipes). */
+static int
+handable(const struct sess *s)
+{
+	struct stat a, b;
+
+	if (s->ssl || fstat(s->rfd, &a) < 0 || !S_ISSOCK(a.st_mode))
+		return 0;
+	return s->rfd == s->wfd || (fstat(s->wfd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+}
+
 void
 pop3_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 {
@@ -987,7 +1000,23 @@ pop3_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 		/* no more logins: the parent stops listening */
 		close(s.ctl);
 		s.ctl = -1;
-		proxy(&s);
+		if (handable(&s)) {
+			/* plaintext on a socket: the mail process takes the
+			 * client itself, with the bytes read past the login
+			 * command; no copying hop (access.h) */
+			if (flush_out(&s) == 0 &&
+			    access_handoff_send(s.data, s.rfd, "", 0, s.in.data, s.in.len) < 0)
+				msg_warn("client %s: cannot hand the session over: %s", o->client,
+				    strerror(errno));
+			buf_reset(&s.in);
+			s.proxy = 0;
+			sess_end(&s);
+			return;
+		}
+		if (access_handoff_send(s.data, -1, "", 0, "", 0) < 0)
+			s.eof = 1;
+		else
+			proxy(&s);
 	}
 	sess_end(&s);
 	/* eof 2: the goodbye after too many failures went out */
@@ -999,8 +1028,18 @@ void
 pop3_mail(int fd, const struct access_opts *o, struct auth_user *au, int tls)
 {
 	struct sess s;
+	struct buf meta = BUF_INIT, pending = BUF_INIT;
+	int cfd;
 
-	sess_init(&s, o, fd, fd);
+	if (access_handoff_recv(fd, &cfd, &meta, &pending) < 0) {
+		msg_warn("client %s: user=<%s>: no session from the login process", o->client, au->name);
+		auth_user_free(au);
+		return;
+	}
+	if (cfd >= 0)
+		close(fd);
+	sess_init(&s, o, cfd >= 0 ? cfd : fd, cfd >= 0 ? cfd : fd);
+	buf_add(&s.in, pending.data ? pending.data : "", pending.len);
 	s.au = *au;
 	memset(au, 0, sizeof(*au));
 	s.au_valid = 1;
@@ -1008,4 +1047,9 @@ pop3_mail(int fd, const struct access_opts *o, struct auth_user *au, int tls)
 	if (open_mailbox(&s) == 0)
 		command_loop(&s);
 	sess_end(&s);
+	/* the client is ours: the login process's lingering close is ours too */
+	if (cfd >= 0 && !s.in_eof)
+		linger_close(&s);
+	buf_free(&meta);
+	buf_free(&pending);
 }

@@ -264,9 +264,11 @@ def wait_children(pid, n, timeout=10):
     return proc_children(pid)
 
 
-def check_privsep(t, what, login_pid, owner, user_ids, login_cmd):
+def check_privsep(t, what, login_pid, owner, user_ids, login_cmd, handoff=False):
     """login_pid talks to the client; check its ids, log in with
-    login_cmd() (returns the reply), then check the mailbox process."""
+    login_cmd() (returns the reply), then check the mailbox process.
+    handoff: plaintext on a socket, where the login process hands the
+    client to the mailbox process and exits (lib/access.h)."""
     own = ((owner.pw_uid,) * 3, (owner.pw_gid,) * 3)
     t.is_(proc_ids(login_pid), own, "%s: pre-auth process has mail_owner's real, effective, saved ids" % what)
     parent = proc_ppid(login_pid)
@@ -274,13 +276,20 @@ def check_privsep(t, what, login_pid, owner, user_ids, login_cmd):
     t.is_(proc_children(parent), [login_pid], "%s: one child before login" % what)
     r = login_cmd()
     t.ok(r.startswith(b"+OK"), "%s: login" % what, r)
-    kids = wait_children(parent, 2)
+    if handoff:
+        kids = wait_until(lambda: (lambda k: k if k and login_pid not in k else None)(proc_children(parent)),
+                          10) or proc_children(parent)
+    else:
+        kids = wait_children(parent, 2)
     mail = [k for k in kids if k != login_pid]
     t.is_(len(mail), 1, "%s: a mailbox process after login" % what, kids)
     if mail:
         t.is_(proc_ids(mail[0]), ((user_ids[0],) * 3, (user_ids[1],) * 3),
               "%s: mailbox process has the mail user's real, effective, saved ids" % what)
-    t.is_(proc_ids(login_pid), own, "%s: the client side keeps mail_owner's ids after login" % what)
+    if handoff:
+        t.ok(login_pid not in kids, "%s: the login process is gone after handing the client over" % what, kids)
+    else:
+        t.is_(proc_ids(login_pid), own, "%s: the client side keeps mail_owner's ids after login" % what)
     return mail[0] if mail else None
 
 
@@ -608,11 +617,11 @@ with Instance(users=["alice", "bob", "carol"], start=False,
         c.send(b"USER alice\r\n")
         c.line()
         # virtual users are served as mail_owner
-        check_privsep(t, "pop3", holders[0], owner, (owner.pw_uid, owner.pw_gid),
-                      lambda: c.cmd("PASS secret"))
-        t.is_(tcp_server_owners(port, cport), holders, "after login still only the login process holds the socket")
-        t.ok(c.cmd("STAT").startswith(b"+OK 3 "), "STAT through the login process")
-        t.ok(c.cmd("QUIT").startswith(b"+OK"), "QUIT through the login process")
+        mailp = check_privsep(t, "pop3", holders[0], owner, (owner.pw_uid, owner.pw_gid),
+                              lambda: c.cmd("PASS secret"), handoff=True)
+        t.is_(tcp_server_owners(port, cport), [mailp], "after login only the mailbox process holds the socket")
+        t.ok(c.cmd("STAT").startswith(b"+OK 3 "), "STAT served by the mailbox process itself")
+        t.ok(c.cmd("QUIT").startswith(b"+OK"), "QUIT served by the mailbox process itself")
         t.ok(c.closed(), "session closed after QUIT")
         c.close()
         # the same over implicit TLS
@@ -687,7 +696,7 @@ if os.geteuid() == 0:
         t.is_(len(holders), 1, "system user: one process holds the client socket", holders)
         c.cmd("USER " + su.name)
         check_privsep(t, "system user", holders[0], mail_owner(h), (su.pw.pw_uid, su.pw.pw_gid),
-                      lambda: c.cmd("PASS Sys-pw1"))
+                      lambda: c.cmd("PASS Sys-pw1"), handoff=True)
         t.ok(c.cmd("STAT").startswith(b"+OK 1 "), "system user: STAT sees the mbox")
         t.ok(c.cmd("QUIT").startswith(b"+OK"), "system user: QUIT")
         c.close()
