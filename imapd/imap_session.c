@@ -1110,9 +1110,10 @@ command_loop(struct sess *s)
 			tagged(s, buf_str(&s->idle_tag), "OK", "IDLE terminated");
 			break;
 		case IMAP_R_COMMAND:
-			if (res.cmd->verb != IMAP_CMD_LOGOUT && !rate_ok(s))
+			if (res.cmd->verb != IMAP_CMD_LOGOUT && !rate_ok(s)) {
 				tagged(s, res.cmd->tag, "NO", "[LIMIT] Too many commands per second");
-			else
+				s->bad++;	/* imap_error_limit such answers end the session */
+			} else
 				handle(s, res.cmd);
 			imap_cmd_free(&res.cmd);
 			break;

@@ -25,198 +25,9 @@ import time
 
 from hermodtest import TAP, Instance, BUILDDIR, wait_until
 
-IMAPD = os.path.join(BUILDDIR, "imapd", "imapd")
+from imaptest import IMAPD, enable_imap, tls_ctx, Raw, login, parse, fetch_items, fetches, crlf
+
 DOMAIN = "example.test"
-
-# ---- shared with imapd_store.py and imapd_clients.py (kept in step) ----
-
-
-def enable_imap(h):
-    """imap and imaps listeners in master.conf (hermod init adds them when
-    imapd is in daemon_directory; make sure either way)."""
-    mc = os.path.join(h.dir, "master.conf")
-    lines = [l for l in open(mc).read().splitlines() if not re.match(r"^#?\s*imaps?\s", l)]
-    lines.append("imap 127.0.0.1:%d inet n - %s" % (h.port_base + 143, IMAPD))
-    lines.append("imaps 127.0.0.1:%d inet n - %s -o imap_tls_wrappermode=yes" % (h.port_base + 993, IMAPD))
-    open(mc, "w").write("\n".join(lines) + "\n")
-
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Raw:
-    """A raw IMAP connection.  Responses are read whole: a line ending in
-    a literal {n} is followed by the n bytes and the rest of the line, all
-    kept in one bytes object (so parse() sees the literal)."""
-
-    def __init__(self, port=None, sock=None, proc=None, timeout=15):
-        self.proc = proc
-        self.s = None
-        if proc is None:
-            self.s = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
-            self.s.settimeout(timeout)
-        self.buf = b""
-        self.n = 0
-
-    def _recv(self):
-        d = os.read(self.proc.stdout.fileno(), 65536) if self.proc else self.s.recv(65536)
-        if not d:
-            raise EOFError("connection closed")
-        self.buf += d
-
-    def send(self, data):
-        if self.proc:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        else:
-            self.s.sendall(data)
-
-    def line(self):
-        """One response line without CRLF, literals included."""
-        out = b""
-        while True:
-            while b"\r\n" not in self.buf:
-                self._recv()
-            l, self.buf = self.buf.split(b"\r\n", 1)
-            m = re.search(rb"\{(\d+)\}$", l)
-            if not m:
-                return out + l
-            n = int(m.group(1))
-            while len(self.buf) < n:
-                self._recv()
-            out += l + b"\r\n" + self.buf[:n]
-            self.buf = self.buf[n:]
-
-    def tag(self):
-        self.n += 1
-        return "T%d" % self.n
-
-    def response(self, tag):
-        """(untagged lines, tagged line) up to the tagged reply of tag."""
-        unt = []
-        while True:
-            l = self.line()
-            if l.startswith(tag.encode() + b" "):
-                return unt, l
-            unt.append(l)
-
-    def cmd(self, text):
-        tag = self.tag()
-        self.send(tag.encode() + b" " + (text.encode() if isinstance(text, str) else text) + b"\r\n")
-        return self.response(tag)
-
-    def ok(self, text):
-        """The tagged line of a command without its tag."""
-        unt, tl = self.cmd(text)
-        return tl.split(b" ", 1)[1]
-
-    def closed(self, timeout=5):
-        if self.s:
-            self.s.settimeout(timeout)
-        try:
-            while True:
-                self._recv()
-        except (EOFError, ConnectionResetError):
-            return True
-        except (socket.timeout, OSError):
-            return False
-
-    def close(self):
-        if self.proc:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            self.proc.wait(10)
-        elif self.s:
-            self.s.close()
-
-
-def login(port, user="alice", password="secret"):
-    c = Raw(port)
-    c.line()
-    r = c.ok("LOGIN %s %s" % (user, password))
-    if not r.startswith(b"OK"):
-        raise RuntimeError("LOGIN %s: %r" % (user, r))
-    return c
-
-
-def parse(b, i=0):
-    """IMAP data (a FETCH value, a LIST) to Python: lists, bytes for atoms,
-    strings and literals, None for NIL.  Returns (value, next index)."""
-    while i < len(b) and b[i:i + 1] == b" ":
-        i += 1
-    ch = b[i:i + 1]
-    if ch == b"(":
-        out = []
-        i += 1
-        while True:
-            while b[i:i + 1] == b" ":
-                i += 1
-            if b[i:i + 1] == b")":
-                return out, i + 1
-            if i >= len(b):
-                raise ValueError("unbalanced parentheses")
-            v, i = parse(b, i)
-            out.append(v)
-    if ch == b'"':
-        out = b""
-        i += 1
-        while b[i:i + 1] != b'"':
-            if b[i:i + 1] == b"\\":
-                i += 1
-            out += b[i:i + 1]
-            i += 1
-        return out, i + 1
-    if ch == b"{":
-        j = b.index(b"}", i)
-        n = int(b[i + 1:j].rstrip(b"+"))
-        s = j + 3       # }\r\n
-        return b[s:s + n], s + n
-    j = i
-    depth = 0
-    while j < len(b):
-        c = b[j:j + 1]
-        if c == b"[":
-            depth += 1
-        elif c == b"]":
-            depth -= 1
-        elif depth == 0 and c in (b" ", b"(", b")"):
-            break
-        j += 1
-    a = b[i:j]
-    return (None if a.upper() == b"NIL" else a), j
-
-
-def fetch_items(line):
-    """'* 3 FETCH (UID 7 FLAGS (\\Seen))' -> (3, {b'UID': b'7', b'FLAGS': [...]})."""
-    m = re.match(rb"\* (\d+) FETCH ", line)
-    if not m:
-        return None, None
-    v, _ = parse(line, m.end())
-    d = {}
-    for k in range(0, len(v) - 1, 2):
-        d[v[k].upper()] = v[k + 1]
-    return int(m.group(1)), d
-
-
-def fetches(unt):
-    """{seq: items} of the FETCH lines of a response (items merged)."""
-    out = {}
-    for l in unt:
-        n, d = fetch_items(l)
-        if n is not None:
-            out.setdefault(n, {}).update(d)
-    return out
-
-
-def crlf(b):
-    """A stored (LF) message as IMAP sends it."""
-    return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def maildir_flags(path):
@@ -559,7 +370,7 @@ with Instance(users=["alice", "bob", "carol"], start=False, conf={"auth_failure_
                     ("NOT OR FROM dave SUBJECT nested", sorted([s1, s3, s4])),
                     ("SINCE " + today, [1, 2, 3, 4, 5]), ("SINCE " + tomorrow, []),
                     ("SEEN FROM alice", [s1]), ("(OR SEEN LARGER 10000) NOT FROM carol", [s1]),
-                    ("1:2", [1, 2]), ("HEADER Message-ID fifth", [s5])):
+                    ("1:2", [1, 2]), ("*", [5]), ("4:*", [4, 5]), ("HEADER Message-ID fifth", [s5])):
         t.is_(search(q), want, "SEARCH " + q)
     unt, tl = c.cmd("UID SEARCH FROM alice")
     s = [l for l in unt if l.startswith(b"* SEARCH")]
@@ -737,6 +548,15 @@ with Instance(users=["alice", "bob", "carol"], start=False, conf={"auth_failure_
     unt2, _ = c2.cmd("NOOP")
     t.ok(b"* 2 EXPUNGE" in unt2, "the other session sees the UID EXPUNGE", unt2)
     c.cmd("STORE 1 -FLAGS.SILENT (\\Deleted)")
+    unt2, _ = c2.cmd("NOOP")
+    f2 = fetches(unt2)
+    t.ok(1 in f2 and b"\\deleted" not in flags(f2[1].get(b"FLAGS")),
+         "the other session is told the flag change as FETCH (FLAGS) at NOOP", unt2)
+    unt, tl = c.cmd("UID FETCH %d:* (UID)" % (left[2] + 1000))
+    t.is_([int(v[b"UID"]) for v in fetches(unt).values()], [left[2]],
+          "UID FETCH n:* with n past the last UID answers the last message (RFC 3501 6.4.8)")
+    unt, tl = c.cmd("FETCH 1 FAST")
+    t.is_(sorted(fetches(unt).get(1, {})), [b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"], "FETCH FAST macro", unt)
 
     # IDLE woken by a delivery
     tag = c2.tag()
@@ -857,8 +677,38 @@ with Instance(users=["alice", "bob", "carol"], start=False, conf={"auth_failure_
     unt, tl = c.response(tag)
     want = b"* SEARCH %d" % uid_of[ids[0]] if ids[0] in by_msgid(h) else b"* SEARCH"
     t.is_((unt, tl[:len(tag) + 3]), ([want], tag.encode() + b" OK"), "the literal's text is searched for")
+    # a non-synchronising literal over the limit: the client sends it
+    # anyway, so the server must skip it (or close); here BAD and go on
+    tag = c.tag()
+    c.send(tag.encode() + b" SEARCH TEXT {70000+}\r\n" + b"q" * 70000 + b"\r\n")
+    try:
+        unt, tl = c.response(tag)
+        r = c.ok("NOOP")
+    except (EOFError, OSError) as e:
+        tl = r = repr(e).encode()
+    t.ok(tl.startswith(tag.encode() + b" BAD"), "a non-synchronising literal over the limit -> BAD", tl)
+    t.ok(r.startswith(b"OK"), "session usable after it (its bytes were not taken as commands)", r)
     c.ok("LOGOUT")
     c.close()
+
+    # imap_error_limit (20) bad commands: BYE
+    c = login(port)
+    got = []
+    for i in range(20):
+        unt, tl = c.cmd("FROBNICATE")
+        got.append(tl.split(b" ")[1])
+    t.is_(got, [b"BAD"] * 20, "20 bad commands: 20 BAD")
+    rest = []
+    try:
+        c.send(b"X NOOP\r\n")
+        while True:
+            rest.append(c.line())
+    except (EOFError, OSError):
+        pass
+    t.ok(rest and rest[0].startswith(b"* BYE") and not any(l.startswith(b"X ") for l in rest),
+         "after imap_error_limit (20) bad commands: * BYE, the connection closed, nothing more answered", rest)
+    c.close()
+
 
     # literals: synchronising and non-synchronising in LOGIN
     c = Raw(port)
@@ -961,6 +811,9 @@ with Instance(users=["alice", "bob", "carol"], start=False, conf={"auth_failure_
         m.logout()
     except (imaplib.IMAP4.error, OSError) as e:
         t.ok(False, "imaplib on imaps", repr(e))
+    # a sanitizer build reports memory errors and leaks in the log
+    bad = [l for l in h.log().splitlines() if "Sanitizer" in l or "runtime error:" in l]
+    t.ok(not bad, "no sanitizer report in the instance log", "\n".join(bad[:20]))
 
 # the plaintext policy: imap_plaintext_auth = no
 with Instance(users=["alice"], start=False, conf={"imap_plaintext_auth": "no"}) as h:

@@ -25,199 +25,10 @@ import time
 
 from hermodtest import TAP, Instance, BUILDDIR, wait_until
 
-IMAPD = os.path.join(BUILDDIR, "imapd", "imapd")
+from imaptest import IMAPD, enable_imap, tls_ctx, Raw, login, parse, fetch_items, fetches, crlf
+
 POPD = os.path.join(BUILDDIR, "popd", "popd")
 DOMAIN = "example.test"
-
-# ---- shared with imapd_store.py and imapd_clients.py (kept in step) ----
-
-
-def enable_imap(h):
-    """imap and imaps listeners in master.conf (hermod init adds them when
-    imapd is in daemon_directory; make sure either way)."""
-    mc = os.path.join(h.dir, "master.conf")
-    lines = [l for l in open(mc).read().splitlines() if not re.match(r"^#?\s*imaps?\s", l)]
-    lines.append("imap 127.0.0.1:%d inet n - %s" % (h.port_base + 143, IMAPD))
-    lines.append("imaps 127.0.0.1:%d inet n - %s -o imap_tls_wrappermode=yes" % (h.port_base + 993, IMAPD))
-    open(mc, "w").write("\n".join(lines) + "\n")
-
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Raw:
-    """A raw IMAP connection.  Responses are read whole: a line ending in
-    a literal {n} is followed by the n bytes and the rest of the line, all
-    kept in one bytes object (so parse() sees the literal)."""
-
-    def __init__(self, port=None, sock=None, proc=None, timeout=15):
-        self.proc = proc
-        self.s = None
-        if proc is None:
-            self.s = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
-            self.s.settimeout(timeout)
-        self.buf = b""
-        self.n = 0
-
-    def _recv(self):
-        d = os.read(self.proc.stdout.fileno(), 65536) if self.proc else self.s.recv(65536)
-        if not d:
-            raise EOFError("connection closed")
-        self.buf += d
-
-    def send(self, data):
-        if self.proc:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        else:
-            self.s.sendall(data)
-
-    def line(self):
-        """One response line without CRLF, literals included."""
-        out = b""
-        while True:
-            while b"\r\n" not in self.buf:
-                self._recv()
-            l, self.buf = self.buf.split(b"\r\n", 1)
-            m = re.search(rb"\{(\d+)\}$", l)
-            if not m:
-                return out + l
-            n = int(m.group(1))
-            while len(self.buf) < n:
-                self._recv()
-            out += l + b"\r\n" + self.buf[:n]
-            self.buf = self.buf[n:]
-
-    def tag(self):
-        self.n += 1
-        return "T%d" % self.n
-
-    def response(self, tag):
-        """(untagged lines, tagged line) up to the tagged reply of tag."""
-        unt = []
-        while True:
-            l = self.line()
-            if l.startswith(tag.encode() + b" "):
-                return unt, l
-            unt.append(l)
-
-    def cmd(self, text):
-        tag = self.tag()
-        self.send(tag.encode() + b" " + (text.encode() if isinstance(text, str) else text) + b"\r\n")
-        return self.response(tag)
-
-    def ok(self, text):
-        """The tagged line of a command without its tag."""
-        unt, tl = self.cmd(text)
-        return tl.split(b" ", 1)[1]
-
-    def closed(self, timeout=5):
-        if self.s:
-            self.s.settimeout(timeout)
-        try:
-            while True:
-                self._recv()
-        except (EOFError, ConnectionResetError):
-            return True
-        except (socket.timeout, OSError):
-            return False
-
-    def close(self):
-        if self.proc:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            self.proc.wait(10)
-        elif self.s:
-            self.s.close()
-
-
-def login(port, user="alice", password="secret"):
-    c = Raw(port)
-    c.line()
-    r = c.ok("LOGIN %s %s" % (user, password))
-    if not r.startswith(b"OK"):
-        raise RuntimeError("LOGIN %s: %r" % (user, r))
-    return c
-
-
-def parse(b, i=0):
-    """IMAP data (a FETCH value, a LIST) to Python: lists, bytes for atoms,
-    strings and literals, None for NIL.  Returns (value, next index)."""
-    while i < len(b) and b[i:i + 1] == b" ":
-        i += 1
-    ch = b[i:i + 1]
-    if ch == b"(":
-        out = []
-        i += 1
-        while True:
-            while b[i:i + 1] == b" ":
-                i += 1
-            if b[i:i + 1] == b")":
-                return out, i + 1
-            if i >= len(b):
-                raise ValueError("unbalanced parentheses")
-            v, i = parse(b, i)
-            out.append(v)
-    if ch == b'"':
-        out = b""
-        i += 1
-        while b[i:i + 1] != b'"':
-            if b[i:i + 1] == b"\\":
-                i += 1
-            out += b[i:i + 1]
-            i += 1
-        return out, i + 1
-    if ch == b"{":
-        j = b.index(b"}", i)
-        n = int(b[i + 1:j].rstrip(b"+"))
-        s = j + 3       # }\r\n
-        return b[s:s + n], s + n
-    j = i
-    depth = 0
-    while j < len(b):
-        c = b[j:j + 1]
-        if c == b"[":
-            depth += 1
-        elif c == b"]":
-            depth -= 1
-        elif depth == 0 and c in (b" ", b"(", b")"):
-            break
-        j += 1
-    a = b[i:j]
-    return (None if a.upper() == b"NIL" else a), j
-
-
-def fetch_items(line):
-    """'* 3 FETCH (UID 7 FLAGS (\\Seen))' -> (3, {b'UID': b'7', b'FLAGS': [...]})."""
-    m = re.match(rb"\* (\d+) FETCH ", line)
-    if not m:
-        return None, None
-    v, _ = parse(line, m.end())
-    d = {}
-    for k in range(0, len(v) - 1, 2):
-        d[v[k].upper()] = v[k + 1]
-    return int(m.group(1)), d
-
-
-def fetches(unt):
-    """{seq: items} of the FETCH lines of a response (items merged)."""
-    out = {}
-    for l in unt:
-        n, d = fetch_items(l)
-        if n is not None:
-            out.setdefault(n, {}).update(d)
-    return out
-
-
-def crlf(b):
-    """A stored (LF) message as IMAP sends it."""
-    return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def maildir_flags(path):
@@ -517,9 +328,11 @@ with Instance(users=["alice", "bob"], start=False) as h:
     c.close()
 
     # imapd -i on a pipe: everything sent before EOF is answered
-    def imapd_pipe(data, limit=30):
+    pipe_errs = []
+
+    def imapd_pipe(data, limit=30, opts=()):
         try:
-            p = subprocess.Popen([IMAPD, "-i", "-C", h.dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            p = subprocess.Popen([IMAPD, "-i", "-C", h.dir] + list(opts), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=h.env())
         except OSError as e:
             return [], None, repr(e).encode()
@@ -541,6 +354,7 @@ with Instance(users=["alice", "bob"], start=False) as h:
         rd.join(10)
         err = p.stderr.read()
         p.stderr.close()
+        pipe_errs.extend(l for l in err.splitlines() if b"Sanitizer" in l or b"runtime error:" in l)
         return (out[0] if out else b"").split(b"\r\n"), rc, err
 
     def tags_in(lines):
@@ -569,10 +383,25 @@ with Instance(users=["alice", "bob"], start=False) as h:
     # a long command stream (more than one read)
     many = b"a LOGIN alice secret\r\nb SELECT INBOX\r\n" + b"".join(b"n%d NOOP\r\n" % i for i in range(3000)) \
         + b"z LOGOUT\r\n"
-    lines, rc, err = imapd_pipe(many, 60)
+    lines, rc, err = imapd_pipe(many, 60, ["-o", "imap_command_rate_limit=0"])
     tg = tags_in(lines)
     t.ok(len(tg) == 3003 and tg[-1] == b"z", "imapd -i: 3003 pipelined commands answered (got %d)" % len(tg),
          b"\n".join(lines[-5:]) + err[-2000:])
+    nok = [l for l in lines if re.match(rb"^n\d+ ", l) and not re.match(rb"^n\d+ OK", l)]
+    t.ok(not nok, "imapd -i: the 3000 NOOPs all OK (rate limit off)", nok[:3])
+    # imap_command_rate_limit: past it NO [LIMIT], and after
+    # imap_error_limit such answers BYE (a low limit: syncing the folder
+    # after each command makes a few hundred a second the real rate)
+    many = b"a LOGIN alice secret\r\nb SELECT INBOX\r\n" + b"".join(b"n%d NOOP\r\n" % i for i in range(100)) \
+        + b"z LOGOUT\r\n"
+    lines, rc, err = imapd_pipe(many, 30, ["-o", "imap_command_rate_limit=10", "-o", "imap_error_limit=5"])
+    ans = [l.split(b" ", 2) for l in lines if re.match(rb"^n\d+ ", l)]
+    want = [[b"n%d" % i, b"OK"] for i in range(9)] + [[b"n%d" % i, b"NO", b"[LIMIT]"] for i in range(9, 14)]
+    t.is_([a[:2] if a[1] == b"OK" else a[:2] + [a[2].split(b" ")[0]] for a in ans], want,
+          "imap_command_rate_limit=10 (SELECT is the first): 9 NOOPs OK, then 5 NO [LIMIT] "
+          "(imap_error_limit=5), then no more", b"\n".join(lines[-8:]))
+    t.ok(any(l.startswith(b"* BYE") for l in lines) and not any(l.startswith(b"z ") for l in lines),
+         "then * BYE and the end: the LOGOUT behind them is not answered", lines[-4:])
     # on a socket with a half-close (what inetd passes)
     a, b = socket.socketpair()
     got = b""
@@ -603,4 +432,8 @@ with Instance(users=["alice", "bob"], start=False) as h:
         p.stderr.close()
     t.is_(tags_in(got.split(b"\r\n")), [b"a", b"b", b"c", b"d", b"e", b"f", b"g"],
           "imapd -i on a half-closed socket: every command answered", got[-1500:])
+    # a sanitizer build reports memory errors and leaks in the log
+    bad = [l for l in h.log().splitlines() if "Sanitizer" in l or "runtime error:" in l]
+    t.ok(not bad, "no sanitizer report in the instance log", "\n".join(bad[:20]))
+    t.ok(not pipe_errs, "no sanitizer report from imapd -i", b"\n".join(pipe_errs[:20]))
 t.done()

@@ -89,7 +89,7 @@ def wait_until(pred, timeout=10.0, interval=0.02):
 _instances = []
 
 # the ports an instance uses, relative to its port base (see hermod init)
-PORT_OFFSETS = (25, 87, 65, 110, 143, 222, 347, 995)
+PORT_OFFSETS = (25, 65, 87, 110, 143, 222, 223, 269, 347, 993, 995)
 
 
 def free_port_base():
