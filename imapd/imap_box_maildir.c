@@ -312,8 +312,9 @@ md_watch(struct imap_box *b)
 {
 	struct mdpriv *d = b->priv;
 
+	struct buf p = BUF_INIT;
+
 	if (d->ino == -1) {
-		struct buf p = BUF_INIT;
 		const char *sub[] = { "new", "cur" };
 		size_t i;
 
@@ -325,12 +326,23 @@ md_watch(struct imap_box *b)
 		for (i = 0; i < 2; i++) {
 			buf_reset(&p);
 			buf_printf(&p, "%s%s", b->path, sub[i]);
-			(void)inotify_add_watch(d->ino, buf_str(&p), IN_CREATE | IN_MOVED_TO |
-			    IN_MOVED_FROM | IN_DELETE | IN_ATTRIB);
+			if (inotify_add_watch(d->ino, buf_str(&p), IN_CREATE | IN_MOVED_TO |
+			    IN_MOVED_FROM | IN_DELETE | IN_ATTRIB) < 0)
+				goto nowatch;
 		}
+		/* the index itself: keywords and MODSEQs live only there */
+		if (inotify_add_watch(d->ino, b->path, IN_MOVED_TO | IN_CREATE | IN_DELETE |
+		    IN_CLOSE_WRITE) < 0)
+			goto nowatch;
 		buf_free(&p);
 	}
 	return d->ino >= 0 ? d->ino : -1;
+nowatch:
+	/* without a full watch the session syncs after every command */
+	buf_free(&p);
+	close(d->ino);
+	d->ino = -2;
+	return -1;
 }
 
 static void

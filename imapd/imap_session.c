@@ -41,6 +41,8 @@ struct sess {
 	struct imap_ns ns;
 	struct imap_box box;
 	int selected;
+	int box_dirty;		/* sync even if the watch saw nothing */
+	int synced_expunge;	/* the last sync could tell expunges */
 	int condstore, utf8;
 	struct imap_seqset saved;	/* SEARCHRES, as UIDs */
 	long bad;
@@ -211,6 +213,21 @@ sync_box(struct sess *s, int allow_expunge)
 
 	if (!s->selected)
 		return;
+	/* nothing happened in the folder since the last sync (the watch
+	 * reports every change of new/, cur/ and the index, ours too): a
+	 * rescan of a large folder after every command would cost more
+	 * than the command.  Messages marked expunged wait for a sync
+	 * that may tell them. */
+	if (!s->box_dirty && allow_expunge <= s->synced_expunge) {
+		int fd = ibox_watch(&s->box);
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (fd >= 0 && poll(&p, 1, 0) == 0)
+			return;
+	}
+	ibox_watch_drain(&s->box);
+	s->box_dirty = 0;
+	s->synced_expunge = allow_expunge;
 	memset(&ch, 0, sizeof(ch));
 	r = ibox_sync(&s->box, allow_expunge, &ch, &err);
 	if (r == IBOX_OK) {
@@ -308,6 +325,9 @@ do_select(struct sess *s, const struct imap_cmd *c)
 		goto out;
 	}
 	s->selected = 1;
+	s->synced_expunge = 1;
+	/* the watch starts now, so that every later change is seen */
+	(void)ibox_watch(&s->box);
 	s->state = IMAP_STATE_SELECTED;
 	imap_parser_set_state(s->p, s->state);
 	if (sel->condstore)
@@ -1026,8 +1046,7 @@ fill(struct sess *s)
 		if (pr < 0)
 			return -1;
 		if (s->idling && (pr == 0 || (np == 2 && p[1].revents))) {
-			if (wfd >= 0)
-				ibox_watch_drain(&s->box);
+			s->box_dirty = 1;
 			sync_box(s, 1);
 			if (flush_out(s) < 0)
 				return -1;
