@@ -25,7 +25,7 @@ import time
 
 from hermodtest import TAP, Instance, BUILDDIR, wait_until
 
-from imaptest import IMAPD, enable_imap, tls_ctx, Raw, login, parse, fetch_items, fetches, crlf
+from imaptest import IMAPD, enable_imap, tls_ctx, Raw, login, parse, fetch_items, fetches, crlf, uidset, untagged
 
 POPD = os.path.join(BUILDDIR, "popd", "popd")
 DOMAIN = "example.test"
@@ -35,26 +35,6 @@ def maildir_flags(path):
     """The flag letters of a Maildir file name ('' without :2,)."""
     n = os.path.basename(path)
     return n.split(":2,", 1)[1] if ":2," in n else ""
-
-
-def uidset(b):
-    """b"1:3,7" -> [1, 2, 3, 7]."""
-    out = []
-    for r in b.split(b","):
-        a, _, z = r.partition(b":")
-        a, z = int(a), int(z or a)
-        out += list(range(min(a, z), max(a, z) + 1))
-    return out
-
-
-def untagged(unt, word):
-    """Untagged lines whose first word after '* ' (or after the number) is word."""
-    out = []
-    for l in unt:
-        p = l.split(b" ")
-        if len(p) >= 2 and (p[1] == word or (len(p) >= 3 and p[2] == word)):
-            out.append(l)
-    return out
 
 
 def enable_pop3(h):

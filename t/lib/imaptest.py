@@ -201,3 +201,23 @@ def fetches(unt):
 def crlf(b):
     """A stored (LF) message as IMAP sends it."""
     return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def uidset(b):
+    """b"1:3,7" -> [1, 2, 3, 7]."""
+    out = []
+    for r in b.split(b","):
+        a, _, z = r.partition(b":")
+        a, z = int(a), int(z or a)
+        out += list(range(min(a, z), max(a, z) + 1))
+    return out
+
+
+def untagged(unt, word):
+    """Untagged lines whose first word after '* ' (or after the number) is word."""
+    out = []
+    for l in unt:
+        p = l.split(b" ")
+        if len(p) >= 2 and (p[1] == word or (len(p) >= 3 and p[2] == word)):
+            out.append(l)
+    return out
