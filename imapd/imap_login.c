@@ -33,21 +33,21 @@ struct lsess {
 	long long idle_ms;
 };
 
+/* The client side as lib/access_proxy.c sees it. */
+static struct access_conn
+conn(const struct lsess *s)
+{
+	struct access_conn c = { s->rfd, s->wfd, s->ssl, s->idle_ms, s->o->client };
+
+	return c;
+}
+
 static int
 lwrite(struct lsess *s, const char *p, size_t n)
 {
-	if (s->ssl) {
-		while (n) {
-			int w = SSL_write(s->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+	struct access_conn c = conn(s);
 
-			if (w <= 0)
-				return -1;
-			p += w;
-			n -= (size_t)w;
-		}
-		return 0;
-	}
-	return write_full(s->wfd, p, n);
+	return access_client_write(&c, p, n);
 }
 
 static int
@@ -225,77 +225,7 @@ sasl_plain(struct lsess *s, const char *tag, const struct buf *resp)
 
 /* The client descriptor can go to the mail process when it is one
  * socket for both directions (not inetd's pipes). */
-static int
-handable(const struct lsess *s)
-{
-	struct stat a, b;
 
-	if (s->ssl)
-		return 0;
-	if (fstat(s->rfd, &a) < 0 || !S_ISSOCK(a.st_mode))
-		return 0;
-	if (s->rfd == s->wfd)
-		return 1;
-	return fstat(s->wfd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-static void
-proxy(struct lsess *s)
-{
-	char tmp[16384];
-	struct pollfd p[2];
-	int client_done = 0;
-
-	for (;;) {
-		int ready = !client_done && s->ssl && SSL_pending(s->ssl) > 0, pr;
-
-		p[0].fd = client_done ? -1 : s->rfd;
-		p[0].events = POLLIN;
-		p[0].revents = 0;
-		p[1].fd = s->data;
-		p[1].events = POLLIN;
-		p[1].revents = 0;
-		do
-			pr = poll(p, 2, ready ? 0 : -1);
-		while (pr < 0 && errno == EINTR);
-		if (pr < 0)
-			return;
-		if (ready || p[0].revents) {
-			ssize_t n;
-
-			if (s->ssl) {
-				int k = SSL_read(s->ssl, tmp, sizeof(tmp));
-
-				n = k > 0 ? k : SSL_get_error(s->ssl, k) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-			} else {
-				do
-					n = read(s->rfd, tmp, sizeof(tmp));
-				while (n < 0 && errno == EINTR);
-			}
-			if (n < 0)
-				return;
-			if (n == 0) {
-				/* the client's end of input: the mail process
-				 * answers what came before it, then ends */
-				client_done = 1;
-				if (shutdown(s->data, SHUT_WR) < 0)
-					return;
-			} else if (write_full(s->data, tmp, (size_t)n) < 0)
-				return;
-		}
-		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t r;
-
-			do
-				r = read(s->data, tmp, sizeof(tmp));
-			while (r < 0 && errno == EINTR);
-			if (r <= 0)
-				return;
-			if (lwrite(s, tmp, (size_t)r) < 0)
-				return;
-		}
-	}
-}
 
 static void
 handle(struct lsess *s, struct imap_cmd *c, int *done)
@@ -378,7 +308,8 @@ imap_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 	struct lsess s;
 	struct imap_limits lim;
 	struct buf tag = BUF_INIT;
-	int done = 0;
+	struct access_conn c;
+	int done = 0, ceof;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
@@ -464,7 +395,8 @@ imap_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 	/* no more logins: the parent stops listening */
 	lflush(&s);
 	close(s.ctl);
-	if (handable(&s)) {
+	c = conn(&s);
+	if (access_handable(&c)) {
 		if (access_handoff_send(data, rfd, tag.data, tag.len, s.in.data, s.in.len) < 0)
 			msg_warn("client %s: cannot hand the session over: %s", o->client, strerror(errno));
 		goto out;
@@ -473,7 +405,11 @@ imap_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 		msg_warn("client %s: cannot hand the session over: %s", o->client, strerror(errno));
 		goto out;
 	}
-	proxy(&s);
+	/* the mail process keeps the time now (imap_idle_timeout: IDLE);
+	 * the proxy's own timeout is only a backstop beyond it */
+	s.idle_ms = (long long)conf_time("imap_idle_timeout") * 1000;
+	c = conn(&s);
+	(void)access_proxy(&c, data, NULL, 0, &ceof);
 out:
 	if (s.ssl) {
 		SSL_shutdown(s.ssl);

@@ -316,11 +316,6 @@ do_select(struct sess *s, const struct imap_cmd *c)
 		tagged(s, c->tag, "NO", "[NONEXISTENT] No such mailbox");
 		goto out;
 	}
-	if (!maildir) {
-		/* imap_box_mbox.c is not written yet: say so plainly */
-		tagged(s, c->tag, "NO", "[CANNOT] An mbox INBOX is not served over IMAP yet; use POP3 or a Maildir");
-		goto out;
-	}
 	memset(&s->box, 0, sizeof(s->box));
 	r = ibox_open(&s->box, buf_str(&path), maildir, ro, &err);
 	if (r != IBOX_OK) {

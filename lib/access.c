@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,20 @@ client_info(int fd, struct buf *name, int *loopback)
 		buf_adds(name, "local");
 		*loopback = ss.ss_family == AF_UNIX;
 	}
+}
+
+/* Each daemon writes a whole answer at once (and the TLS proxy a whole
+ * record), so Nagle's algorithm only delays the last segment of an
+ * answer until the client's delayed ACK: one RETR or FETCH at a time
+ * over TLS ran 18 times slower with it (t/bench/pop3-retr). */
+static void
+client_nodelay(int fd)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 &&
+	    errno != ENOTSOCK && errno != EOPNOTSUPP && errno != ENOPROTOOPT)
+		msg_warn("TCP_NODELAY: %s", strerror(errno));
 }
 
 static int inetd;
@@ -263,6 +278,8 @@ serve(int rfd, int wfd)
 	pid_t login, mail;
 
 	client_info(rfd, &client, &o.loopback);
+	if (wfd == rfd)
+		client_nodelay(rfd);
 	o.client = buf_str(&client);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
 		goto fail;

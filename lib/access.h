@@ -62,4 +62,30 @@ int access_handoff_send(int data, int cfd, const void *meta, size_t mlen,
  * 0 ok, -1 err. */
 int access_handoff_recv(int data, int *cfd, struct buf *meta, struct buf *pending);
 
+/* ---- the login process's client side (access_proxy.c) ---- */
+
+struct access_conn {
+	int rfd, wfd;		/* the client (the same socket, or inetd's pipes) */
+	SSL *ssl;		/* or NULL */
+	long long idle_ms;	/* the daemon's idle time: the watchdog is twice it */
+	const char *client;	/* for the log */
+};
+
+/* Arm the watchdog (SIGALRM ends the process) before a blocking TLS call. */
+void access_watchdog(const struct access_conn *c);
+/* Write all of p/n to the client under the watchdog.  0 ok, -1 gone. */
+int access_client_write(const struct access_conn *c, const char *p, size_t n);
+/* 1 if the client can go to the mail process (plaintext, one socket for
+ * both directions), else 0: then the login process proxies. */
+int access_handable(const struct access_conn *c);
+/* Proxy between the client and the mail process on data (after the
+ * pending bytes, which go to the mail process first) until the mail
+ * process closes: 0, or -1 when the client is gone or timed out.
+ * *client_eof tells whether the client ended its input itself. */
+int access_proxy(const struct access_conn *c, int data, const char *pending, size_t plen,
+    int *client_eof);
+/* Half-close towards the client, then read and drop what it still
+ * sends for up to linger_ms, so that no reset destroys the last replies. */
+void access_linger_close(const struct access_conn *c, long long linger_ms);
+
 #endif

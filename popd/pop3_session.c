@@ -74,47 +74,29 @@ struct sess {
 	unsigned long long bytes;
 };
 
-static void
-on_alarm(int sig)
+/* The client side as lib/access_proxy.c sees it. */
+static struct access_conn
+conn(const struct sess *s)
 {
-	(void)sig;
-	_exit(0);	/* stuck in a TLS read or write: the session is dropped */
+	struct access_conn c = { s->rfd, s->wfd, s->ssl, s->idle_ms, s->o->client };
+
+	return c;
 }
 
 static void
-watchdog(struct sess *s)
+watchdog(const struct sess *s)
 {
-	/* a backstop for blocking TLS calls: twice the idle time */
-	alarm((unsigned)(s->idle_ms / 1000 * 2 + 10));
+	struct access_conn c = conn(s);
+
+	access_watchdog(&c);
 }
 
-/* ---- output ---------------------------------------------------------- */
-
-/* Write p/n to the client (TLS or not), completely.  0 ok, -1 gone. */
 static int
-client_write(struct sess *s, const char *p, size_t n)
+client_write(const struct sess *s, const char *p, size_t n)
 {
-	size_t off = 0;
+	struct access_conn c = conn(s);
 
-	watchdog(s);
-	while (off < n) {
-		if (s->ssl) {
-			int w = SSL_write(s->ssl, p + off, (int)(n - off > INT32_MAX ? INT32_MAX : n - off));
-
-			if (w <= 0)
-				return -1;
-			off += (size_t)w;
-		} else {
-			ssize_t w = write(s->wfd, p + off, n - off);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return -1;
-			off += (size_t)w;
-		}
-	}
-	return 0;
+	return access_client_write(&c, p, n);
 }
 
 static int
@@ -722,7 +704,6 @@ sess_init(struct sess *s, const struct access_opts *o, int rfd, int wfd)
 	if (s->idle_ms <= 0)
 		s->idle_ms = 600000;
 	s->state = ST_AUTH;
-	signal(SIGALRM, on_alarm);
 }
 
 /* Read and answer commands until QUIT, EOF, an error or (login
@@ -792,182 +773,32 @@ sess_end(struct sess *s)
 	buf_free(&s->out);
 }
 
-/*
- * Login process after a successful login: the replies still buffered go
- * to the client, then whatever the client sent after the login command,
- * then a byte proxy in both directions until the mail process closes.
- *
- * The proxy never waits for the mail process to take bytes: it may be
- * waiting itself for its replies to be taken (a client that pipelines
- * more commands than the socketpair holds, while the replies to the
- * first ones fill the other direction, deadlocked both processes in
- * write()).  Client bytes the mail process has not taken yet wait in
- * tomail, and no more is read from the client until they are gone, so
- * the buffer stays bounded and the client is slowed down by TCP itself.
- *
- * The end of the client's input (EOF on a pipe, a TCP half-close, a TLS
- * close_notify) is not the end of the session: inetd scripts and "nc -q"
- * clients send every command and then half-close.  Once tomail is
- * empty it is passed on as a half-close of the socketpair, so the mail
- * process still reads, answers and (QUIT) carries out every command
- * sent before it, then sees EOF itself; the proxy carries the answers
- * to the client until the mail process closes its end.  Likewise, when
- * the mail process is gone (QUIT, [IN-USE], autologout) while client
- * bytes are still to be passed on, what it wrote before it closed is
- * still in the socketpair and goes to the client first.  Only a client
- * that cannot be written to any more ends the proxy at once.
- *
- * Each blocking write to the client runs under the watchdog; the mail
- * process does the autologout, the poll timeout here is only a
- * backstop.
- */
+/* Login process after a successful login that keeps the client (TLS,
+ * pipes): the replies still buffered go to the client, then whatever
+ * the client sent after the login command goes to the mail process,
+ * then the byte proxy of access.h until the mail process closes. */
 static void
 proxy(struct sess *s)
 {
-	char tmp[65536];
-	struct pollfd p[2];
-	struct buf tomail = BUF_INIT;
-	int tmo = (int)(s->idle_ms > INT32_MAX / 4 ? -1 : s->idle_ms * 2 + 10000);
-	int client_done = 0;	/* nothing more comes from the client */
-	int shut = 0;		/* ... and the mail process was told so */
+	struct access_conn c = conn(s);
+	int ceof;
 
 	if (flush_out(s) < 0)
 		return;
-	if (s->in.len)
-		buf_add(&tomail, s->in.data, s->in.len);
+	if (access_proxy(&c, s->data, s->in.data, s->in.len, &ceof) < 0)
+		s->eof = 1;
+	if (ceof)
+		s->in_eof = 1;
 	buf_free(&s->in);
-	for (;;) {
-		int want, ready, pr;
-
-		if (tomail.len) {
-			ssize_t w = send(s->data, tomail.data, tomail.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-			if (w > 0)
-				buf_consume(&tomail, (size_t)w);
-			else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-				/* mail process gone; relay what it said */
-				buf_reset(&tomail);
-				client_done = 1;
-			}
-		}
-		if (client_done && !tomail.len && !shut) {
-			shut = 1;
-			if (shutdown(s->data, SHUT_WR) < 0 && errno != ENOTCONN) {
-				msg_warn("client %s: shutdown: %s", s->o->client, strerror(errno));
-				s->eof = 1;
-				break;
-			}
-		}
-		want = !client_done && !tomail.len;
-		ready = want && s->ssl && SSL_pending(s->ssl) > 0;
-		alarm(0);
-		/* a negative fd is skipped by poll */
-		p[0].fd = want ? s->rfd : -1;
-		p[0].events = POLLIN;
-		p[0].revents = 0;
-		p[1].fd = s->data;
-		p[1].events = POLLIN | (tomail.len ? POLLOUT : 0);
-		p[1].revents = 0;
-		do
-			pr = poll(p, 2, ready ? 0 : tmo);
-		while (pr < 0 && errno == EINTR);
-		if (pr < 0 || (pr == 0 && !ready)) {
-			if (pr == 0)
-				msg_info("client %s: session idle for too long", s->o->client);
-			s->eof = 1;
-			break;
-		}
-		if (ready || p[0].revents) {
-			ssize_t r;
-
-			watchdog(s);
-			if (s->ssl) {
-				int n = SSL_read(s->ssl, tmp, sizeof(tmp));
-
-				/* 0 with ZERO_RETURN: close_notify (or, with
-				 * SSL_OP_IGNORE_UNEXPECTED_EOF, a bare TCP
-				 * EOF); anything else is a broken connection */
-				r = n > 0 ? n : SSL_get_error(s->ssl, n) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-			} else {
-				do
-					r = read(s->rfd, tmp, sizeof(tmp));
-				while (r < 0 && errno == EINTR);
-			}
-			if (r < 0) {	/* client gone: the mail process sees EOF */
-				s->eof = 1;
-				break;
-			}
-			if (r == 0)
-				client_done = s->in_eof = 1;
-			else
-				buf_add(&tomail, tmp, (size_t)r);
-		}
-		/* POLLOUT alone: the top of the loop passes tomail on */
-		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t r;
-
-			do
-				r = read(s->data, tmp, sizeof(tmp));
-			while (r < 0 && errno == EINTR);
-			if (r <= 0)
-				break;	/* the mail process ended the session */
-			if (client_write(s, tmp, (size_t)r) < 0) {
-				s->eof = 1;
-				break;
-			}
-		}
-	}
-	buf_free(&tomail);
 }
 
-/*
- * Login process, last: a socket closed with input still unread sends the
- * client a TCP reset, and the reset can destroy replies still on their
- * way (a client that pipelined past QUIT, past -ERR [IN-USE] or past the
- * last failed login).  So our FIN goes after the last reply, and what
- * the client still sends is read and dropped until it closes too or
- * pop3_linger_time passes, as in Apache's lingering close.  Not a socket (a
- * pipe from inetd's caller): a pipe has no reset, nothing to do.
- */
+/* Last: our FIN after the last reply (access_linger_close). */
 static void
-linger_close(struct sess *s)
+linger_close(const struct sess *s)
 {
-	char tmp[4096];
-	struct pollfd p = { .fd = s->rfd, .events = POLLIN };
-	int64_t end = mono_ms() + (int64_t)conf_time("pop3_linger_time") * 1000;
+	struct access_conn c = conn(s);
 
-	if (shutdown(s->wfd, SHUT_WR) < 0)
-		return;
-	for (;;) {
-		int64_t left = end - mono_ms();
-		ssize_t r;
-		int pr;
-
-		if (left <= 0)
-			return;
-		pr = poll(&p, 1, (int)left);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr <= 0)
-			return;
-		r = read(s->rfd, tmp, sizeof(tmp));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return;
-	}
-}
-
-/* The client can go to the mail process when it is plaintext on one
- * socket for both directions (not TLS, not inetd's pipes). */
-static int
-handable(const struct sess *s)
-{
-	struct stat a, b;
-
-	if (s->ssl || fstat(s->rfd, &a) < 0 || !S_ISSOCK(a.st_mode))
-		return 0;
-	return s->rfd == s->wfd || (fstat(s->wfd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+	access_linger_close(&c, (long long)conf_time("pop3_linger_time") * 1000);
 }
 
 void
@@ -1000,7 +831,9 @@ pop3_login(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
 		/* no more logins: the parent stops listening */
 		close(s.ctl);
 		s.ctl = -1;
-		if (handable(&s)) {
+		struct access_conn c = conn(&s);
+
+		if (access_handable(&c)) {
 			/* plaintext on a socket: the mail process takes the
 			 * client itself, with the bytes read past the login
 			 * command; no copying hop (access.h) */

@@ -81,7 +81,8 @@ t = TAP()
 CAPS_AUTH = ("IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "LITERAL+", "NAMESPACE", "ID", "ENABLE", "UNSELECT",
              "CHILDREN", "SPECIAL-USE", "ESEARCH", "SASL-IR", "CONDSTORE")
 
-with Instance(users=["alice", "bob", "carol"], start=False, conf={"auth_failure_delay": "1s"}) as h:
+with Instance(users=["alice", "bob", "carol"], start=False,
+              conf={"auth_failure_delay": "1s", "imap_login_timeout": "3s"}) as h:
     enable_imap(h)
     h.start()
     port = h.port_base + 143
@@ -791,6 +792,44 @@ with Instance(users=["alice", "bob", "carol"], start=False, conf={"auth_failure_
         m.logout()
     except (imaplib.IMAP4.error, OSError) as e:
         t.ok(False, "imaplib on imaps", repr(e))
+    # the TLS proxy never blocks on the mail process: a client that
+    # pipelines far more than the socket buffers hold (300 FETCHes, then a
+    # 2 MB APPEND literal) while reading only afterwards once deadlocked a
+    # proxy that wrote to the mail process while the mail process wrote
+    # its replies to the proxy
+    import threading
+    c = Raw(sock=tls_ctx().wrap_socket(socket.create_connection(("127.0.0.1", sport), timeout=30)), timeout=30)
+    c.line()
+    c.cmd("LOGIN alice secret")
+    c.cmd("EXAMINE INBOX")
+    big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 2100
+    burst = b"".join(b"P%d UID FETCH 1:* (BODY.PEEK[])\r\n" % i for i in range(300))
+    burst += b"PA APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\nPZ NOOP\r\n"
+    sender = threading.Thread(target=c.send, args=(burst,), daemon=True)
+    t0 = time.time()
+    sender.start()
+    try:
+        unt, tl = c.response("P299")
+        unt, ta = c.response("PA")
+        unt, tz = c.response("PZ")
+        t.ok(tl.startswith(b"P299 OK") and ta.startswith(b"PA OK") and tz.startswith(b"PZ OK"),
+             "imaps: 300 pipelined FETCHes and a 2 MB APPEND, read afterwards, all answered",
+             (tl, ta, tz, time.time() - t0))
+    except (OSError, EOFError) as e:
+        t.ok(False, "imaps: 300 pipelined FETCHes and a 2 MB APPEND, read afterwards", repr(e))
+    sender.join(10)
+    c.close()
+    # a TLS session outlives imap_login_timeout: after login the proxy
+    # waits as long as the mail process does (imap_idle_timeout)
+    c = Raw(sock=tls_ctx().wrap_socket(socket.create_connection(("127.0.0.1", sport), timeout=30)), timeout=30)
+    c.line()
+    c.cmd("LOGIN alice secret")
+    time.sleep(2 * 3 + 10 + 2)
+    try:
+        t.ok(c.ok("NOOP").startswith(b"OK"), "imaps: a session idle past 2 x imap_login_timeout + 10 s is still served")
+    except (OSError, EOFError) as e:
+        t.ok(False, "imaps: a session idle past 2 x imap_login_timeout + 10 s is still served", repr(e))
+    c.close()
     # a sanitizer build reports memory errors and leaks in the log
     bad = [l for l in h.log().splitlines() if "Sanitizer" in l or "runtime error:" in l]
     t.ok(not bad, "no sanitizer report in the instance log", "\n".join(bad[:20]))
