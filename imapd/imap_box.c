@@ -75,6 +75,45 @@ ibox_watch_drain(struct imap_box *b)
 		;
 }
 
+/* The change stamp of one file: what a write, rename or new link into
+ * it alters (a directory's mtime moves when an entry comes or goes). */
+static void
+stamp_add(struct buf *st, const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		buf_printf(st, "-|");
+	else
+		buf_printf(st, "%llu.%ld.%lld.%lu.%llu|", (unsigned long long)sb.st_mtim.tv_sec,
+		    (long)sb.st_mtim.tv_nsec, (long long)sb.st_size, (unsigned long)sb.st_ino,
+		    (unsigned long long)sb.st_ctim.tv_sec * 1000000000ULL + (unsigned long long)sb.st_ctim.tv_nsec);
+}
+
+int
+ibox_poll_changed(struct imap_box *b)
+{
+	struct buf st = BUF_INIT, p = BUF_INIT;
+	int changed;
+
+	if (b->maildir) {
+		static const char *const sub[] = { "new", "cur", "hermod-uidlist" };
+		size_t i;
+
+		for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+			buf_reset(&p);
+			buf_printf(&p, "%s%s", b->path, sub[i]);
+			stamp_add(&st, buf_str(&p));
+		}
+	} else
+		stamp_add(&st, b->path);
+	changed = !b->stamp || strcmp(b->stamp, buf_str(&st)) != 0;
+	free(b->stamp);
+	b->stamp = buf_steal(&st);
+	buf_free(&p);
+	return changed;
+}
+
 static void
 msg_free(struct ibox_msg *m)
 {
@@ -97,7 +136,9 @@ ibox_close(struct imap_box *b)
 	free(b->msgs);
 	free(b->path);
 	free(b->kwlist);
+	free(b->stamp);
 	buf_free(&b->mapbuf);
+	b->stamp = NULL;
 	b->msgs = NULL;
 	b->n = 0;
 	b->path = NULL;

@@ -95,6 +95,7 @@ struct imap_box {
 	const struct ibox_ops *ops;
 	void *priv;		/* back end state */
 	struct buf mapbuf;	/* the last message loaded (back ends may use it) */
+	char *stamp;		/* ibox_poll_changed's last look */
 };
 
 /* Results */
@@ -148,6 +149,13 @@ int ibox_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox
  * reads it empty. */
 int ibox_watch(struct imap_box *b);
 void ibox_watch_drain(struct imap_box *b);
+/* Without a watch descriptor (no inotify instance left: the per-user
+ * fs.inotify.max_user_instances, 128 by default, is shared by all of a
+ * user's sessions): 1 if the stamps (mtime, ctime, size, inode) of
+ * new/, cur/ and the index, or of the mbox file, moved since the last
+ * call (or this is the first), else 0.  Three stat() calls, so an IDLE
+ * session can look every second. */
+int ibox_poll_changed(struct imap_box *b);
 void ibox_close(struct imap_box *b);
 
 void ibox_changes_free(struct ibox_changes *ch);

@@ -971,6 +971,7 @@ handle(struct sess *s, struct imap_cmd *c)
 		s->idling = 1;
 		imap_parser_expect(s->p, IMAP_EXPECT_DONE, c->tag);
 		sync_box(s, 1);
+		release_memory();
 		break;
 	case IMAP_CMD_CLOSE:
 		do_expunge(s, c, 1);
@@ -1018,7 +1019,6 @@ handle(struct sess *s, struct imap_cmd *c)
 static int
 fill(struct sess *s)
 {
-	char tmp[65536];
 	ssize_t r;
 	int64_t end = mono_ms() + s->idle_ms;
 
@@ -1038,14 +1038,16 @@ fill(struct sess *s)
 			p[1].revents = 0;
 			np = 2;
 		}
-		/* without a watch descriptor an idling session looks every 2 s */
+		/* without a watch descriptor an idling session looks every
+		 * second (three stat calls; a rescan only when they moved) */
 		do
-			pr = poll(p, (nfds_t)np, s->idling && wfd < 0 && left > 2000 ? 2000 :
+			pr = poll(p, (nfds_t)np, s->idling && wfd < 0 && left > 1000 ? 1000 :
 			    left > INT32_MAX ? INT32_MAX : (int)left);
 		while (pr < 0 && errno == EINTR);
 		if (pr < 0)
 			return -1;
-		if (s->idling && (pr == 0 || (np == 2 && p[1].revents))) {
+		if (s->idling && ((pr == 0 && wfd < 0 && s->selected && ibox_poll_changed(&s->box)) ||
+		    (np == 2 && p[1].revents))) {
 			s->box_dirty = 1;
 			sync_box(s, 1);
 			if (flush_out(s) < 0)
@@ -1056,14 +1058,18 @@ fill(struct sess *s)
 		if (p[0].revents)
 			break;
 	}
+	/* straight into the input buffer: a 64 KB array on the stack stayed
+	 * in every IDLE session's memory */
+	buf_reserve(&s->in, 16384);
 	do
-		r = read(s->fd, tmp, sizeof(tmp));
+		r = read(s->fd, s->in.data + s->in.len, s->in.cap - s->in.len - 1);
 	while (r < 0 && errno == EINTR);
 	if (r <= 0) {
 		s->in_eof = r == 0;
 		return -1;
 	}
-	buf_add(&s->in, tmp, (size_t)r);
+	s->in.len += (size_t)r;
+	s->in.data[s->in.len] = '\0';
 	return 0;
 }
 

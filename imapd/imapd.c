@@ -13,6 +13,7 @@
 static const struct access_daemon imapd = {
 	"imapd", "imap", imap_login, imap_mail,
 	"* BYE [UNAVAILABLE] Cannot open the mailbox now\r\n",
+	"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
 };
 
 int

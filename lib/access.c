@@ -78,16 +78,22 @@ client_nodelay(int fd)
 }
 
 static int inetd;
+/* the service process's report pipe (see report_session) */
+static int report_fd = -1;
 
 /* Descriptors a session child must not keep: the master's listener and
  * status pipe (not ours under inetd). */
 static void
 close_service_fds(void)
 {
-	if (inetd)
+	static int closed;
+
+	/* once: the numbers are reused (socketpair) after the first close */
+	if (inetd || closed)
 		return;
 	close(SERVICE_LISTEN_FD);
 	close(SERVICE_STATUS_FD);
+	closed = 1;
 }
 
 /* The ids are uid/gid for real, effective and saved, and 0 is out of
@@ -146,13 +152,40 @@ stderr_off_client(void)
 		}
 }
 
+/* The certificate and key files (checked at start), read again by each
+ * login process. */
+static char *tls_cert, *tls_key;
+
 static void
-login_child(int rfd, int wfd, const struct access_opts *o, int ctl, int data)
+login_child(int rfd, int wfd, const struct access_opts *o0, int ctl, int data)
 {
+	struct access_opts lo = *o0;
+	const struct access_opts *o = &lo;
 	uid_t uid;
 	gid_t gid;
 
 	close_service_fds();
+	if (report_fd >= 0) {	/* only the session parent reports */
+		close(report_fd);
+		report_fd = -1;
+	}
+	/*
+	 * Only the login process holds the TLS key: it reads it itself,
+	 * before it drops root.  The service process, the session parent
+	 * and the mail process (forked from them) never had it, so none of
+	 * them has to free a context, which rewrites the pages it shares
+	 * with its parent (an IDLE session's mail process was 90 KB larger).
+	 */
+	if (tls_cert) {
+		struct buf err = BUF_INIT;
+
+		if (!(lo.tls = tls_server_ctx(tls_cert, tls_key, &err))) {
+			msg_error("client %s: TLS disabled: %s", o->client, buf_str(&err));
+			if (lo.wrapper)
+				_exit(0);
+		}
+		buf_free(&err);
+	}
 	if (o->privileged) {
 		priv_drop_to_owner();
 		if (priv_owner(&uid, &gid) < 0 || check_ids(uid, gid) < 0)
@@ -171,11 +204,12 @@ mail_child(int data, const struct access_opts *o, struct auth_user *au, int tls)
 	struct passwd *pw;
 
 	close_service_fds();
-	/* the mail process never talks TLS: forget the key */
-	if (mo.tls) {
-		SSL_CTX_free(mo.tls);
-		mo.tls = NULL;
+	if (report_fd >= 0) {	/* only the session parent reports */
+		close(report_fd);
+		report_fd = -1;
 	}
+	/* the mail process never talks TLS (and never had the key) */
+	mo.tls = NULL;
 	if (o->privileged) {
 		pw = getpwnam(au->name);
 		if (priv_drop_to(au->uid, au->gid, pw && pw->pw_uid == au->uid ? au->name : NULL) < 0 ||
@@ -269,6 +303,34 @@ reap(pid_t pid)
 		;
 }
 
+/*
+ * Under the master the session parent does not stay: once the mail
+ * process runs it has nothing left to do but wait, and a process per
+ * session is most of an IDLE session's memory.  The service process is
+ * the subreaper of its sessions, so the mail and login processes become
+ * its children when the session parent exits, and the session parent
+ * tells it, before exiting, which process the session lives on in now
+ * (a record {session parent, mail process} on the report pipe; atomic,
+ * being shorter than PIPE_BUF).  1: told, the caller exits; 0: the
+ * caller waits for its children itself (inetd, no mail process, a full
+ * pipe).
+ */
+struct report {
+	pid_t parent, mail;
+};
+
+static int
+report_session(pid_t mail)
+{
+	struct report r;
+
+	if (report_fd < 0 || mail <= 0)
+		return 0;
+	r.parent = getpid();
+	r.mail = mail;
+	return write(report_fd, &r, sizeof(r)) == (ssize_t)sizeof(r);
+}
+
 static void
 serve(int rfd, int wfd)
 {
@@ -309,21 +371,131 @@ serve(int rfd, int wfd)
 	mail = monitor(ctl[1], data[1], &o);
 	close(ctl[1]);
 	close(data[1]);
+	buf_free(&client);
+	if (report_session(mail))
+		return;	/* the service process has them now */
+	/* from here on this process only waits */
+	release_memory();
 	reap(login);
 	if (mail > 0)
 		reap(mail);
-	buf_free(&client);
 	return;
 fail:
 	msg_error("client %s: cannot start a session: %s", o.client, strerror(errno));
 	buf_free(&client);
 }
 
+/*
+ * The service process: one per listener, for as long as the master runs
+ * it.  Each client gets a session parent forked from it, so that the
+ * sessions share the pages the service process set up (configuration,
+ * TLS context, code) instead of each exec'ing and building its own:
+ * that is most of the memory of an IDLE session.  The service process
+ * never waits for a session; it counts the live ones, in all and per
+ * client address, against PREFIX_max_connections and
+ * PREFIX_max_connections_per_ip, and reaps them at the next accept.
+ */
+struct live {
+	pid_t pid;
+	char addr[INET6_ADDRSTRLEN + 8];
+};
+
+static struct live *lives;
+static size_t nlives, alives;
+
+static int report_rfd = -1;
+
+/* The sessions' reports: a session now lives on in its mail process. */
+static void
+read_reports(void)
+{
+	struct report r;
+	size_t i;
+
+	while (read(report_rfd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+		for (i = 0; i < nlives; i++)
+			if (lives[i].pid == r.parent) {
+				lives[i].pid = r.mail;
+				break;
+			}
+}
+
+/*
+ * A session parent writes its report before it exits, so once waitpid
+ * has returned it, the report is in the pipe: reading the reports
+ * before forgetting a pid never loses a session that moved on to its
+ * mail process.  Login processes (orphaned too) are reaped and ignored.
+ */
+static void
+reap_sessions(void)
+{
+	pid_t pid;
+	size_t i;
+
+	read_reports();
+	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
+		read_reports();
+		for (i = 0; i < nlives; i++)
+			if (lives[i].pid == pid) {
+				lives[i] = lives[--nlives];
+				break;
+			}
+	}
+}
+
+/* Tell a client that there is no room, without waiting for it. */
+static void
+refuse(int fd, const char *client, const char *why)
+{
+	const char *m = dmn->busy;
+
+	msg_warn("client %s: refused: %s", client, why);
+	set_nonblock(fd, 1);
+	(void)send(fd, m, strlen(m), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static void
 handler(int fd, void *ctx)
 {
+	struct buf name = BUF_INIT, key = BUF_INIT;
+	long long max, maxip;
+	size_t i, same = 0;
+	pid_t pid;
+	int lb;
+
 	(void)ctx;
-	serve(fd, fd);
+	reap_sessions();
+	client_info(fd, &name, &lb);
+	buf_printf(&key, "%s_max_connections", dmn->prefix);
+	max = conf_int(buf_str(&key));
+	buf_reset(&key);
+	buf_printf(&key, "%s_max_connections_per_ip", dmn->prefix);
+	maxip = conf_int(buf_str(&key));
+	for (i = 0; i < nlives; i++)
+		if (!strcmp(lives[i].addr, buf_str(&name)))
+			same++;
+	if (max > 0 && (long long)nlives >= max)
+		refuse(fd, buf_str(&name), "too many connections");
+	else if (maxip > 0 && (long long)same >= maxip)
+		refuse(fd, buf_str(&name), "too many connections from this address");
+	else if ((pid = fork()) < 0)
+		msg_error("client %s: fork: %s", buf_str(&name), strerror(errno));
+	else if (pid == 0) {
+		close_service_fds();
+		close(report_rfd);
+		serve(fd, fd);
+		_exit(0);
+	} else {
+		if (nlives == alives) {
+			alives = alives ? alives * 2 : 64;
+			lives = xreallocarray(lives, alives, sizeof(*lives));
+		}
+		lives[nlives].pid = pid;
+		snprintf(lives[nlives].addr, sizeof(lives[nlives].addr), "%s", buf_str(&name));
+		nlives++;
+	}
+	buf_free(&name);
+	buf_free(&key);
 }
 
 int
@@ -364,6 +536,13 @@ access_main(const struct access_daemon *d, int argc, char **argv)
 		msg_warn("TLS certificate %s not readable", cert);
 	if (opts.wrapper && !opts.tls)
 		msg_fatal("%s_tls_wrappermode = yes needs a usable certificate (%s_tls_cert_file)", d->prefix, d->prefix);
+	if (opts.tls) {
+		/* usable: each login process loads it for itself */
+		SSL_CTX_free(opts.tls);
+		opts.tls = NULL;
+		tls_cert = xstrdup(cert);
+		tls_key = xstrdup(key);
+	}
 	buf_free(&err);
 	buf_free(&name);
 	if (inetd) {
@@ -371,7 +550,18 @@ access_main(const struct access_daemon *d, int argc, char **argv)
 		serve(0, 1);
 		return 0;
 	}
-	service_accept_loop(handler, NULL, 0);
+	{
+		int rp[2];
+
+		if (pipe2(rp, O_CLOEXEC | O_NONBLOCK) < 0)
+			msg_fatal("pipe: %s", strerror(errno));
+		report_rfd = rp[0];
+		report_fd = rp[1];
+		if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+			msg_fatal("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	}
+	/* forever: the sessions are children of this process, counted here */
+	service_accept_loop(handler, NULL, 1);
 	return 0;
 }
 

@@ -27,7 +27,7 @@
 #include "buf.h"
 
 struct access_opts {
-	SSL_CTX *tls;		/* NULL: no STARTTLS/STLS, no implicit TLS */
+	SSL_CTX *tls;		/* login process only (it loads it); NULL: no STARTTLS/STLS */
 	int wrapper;		/* implicit TLS from the first byte */
 	int loopback;		/* the client is on this host */
 	const char *client;	/* for the log */
@@ -40,6 +40,7 @@ struct access_daemon {
 	void (*login)(int rfd, int wfd, const struct access_opts *o, int ctl, int data);
 	void (*mail)(int data, const struct access_opts *o, struct auth_user *au, int tls);
 	const char *uid_fail;	/* written on data when the mail process cannot become the user */
+	const char *busy;	/* sent to a client refused for PREFIX_max_connections(_per_ip) */
 };
 
 /* The daemon's main(): options (-i for inetd, the common ones), TLS

@@ -219,10 +219,12 @@ service_accept_loop(void (*handler)(int fd, void *ctx), void *ctx, int forever)
 			msg_fatal("accept: %s", strerror(errno));
 		}
 		set_nonblock(cfd, 0);
-		service_busy();
+		if (!forever)
+			service_busy();
 		handler(cfd, ctx);
 		close(cfd);
-		service_idle();
+		if (!forever)
+			service_idle();
 		if (!forever && max_use > 0 && ++used >= max_use)
 			exit(0);
 	}

@@ -38,7 +38,10 @@ void service_idle(void);
 
 /* A simple pre-forked server: accept a client, mark busy, call handler,
  * close, mark idle; exit after max_use clients or max_idle idle seconds
- * (both from hermod.conf) unless forever is set.  handler owns nothing:
+ * (both from hermod.conf).  With forever set the process never exits
+ * and never says it is busy, so the master runs exactly one: for a
+ * handler that forks a child per client and returns at once (popd,
+ * imapd: the one process counts all sessions).  handler owns nothing:
  * the loop closes the client descriptor after it returns. */
 void service_accept_loop(void (*handler)(int fd, void *ctx), void *ctx, int forever);
 

@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,4 +582,12 @@ rfc5322_date(struct buf *out, time_t t)
 	    days[tm.tm_wday], tm.tm_mday, mons[tm.tm_mon], tm.tm_year + 1900,
 	    tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
 	    labs(off) / 60, labs(off) % 60);
+}
+
+void
+release_memory(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }

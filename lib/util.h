@@ -63,6 +63,10 @@ void close_from(int lowfd);
 /* Make sure 0, 1 and 2 are open (to /dev/null), so that a later open()
  * never becomes stdout by accident. */
 void sane_fds(void);
+/* Give the free pages of the heap back to the kernel (glibc
+ * malloc_trim): for a process about to sit idle for long, an IMAP IDLE
+ * session or a session's parent. */
+void release_memory(void);
 
 /* Time: microseconds since the epoch, and monotonic milliseconds. */
 int64_t now_us(void);

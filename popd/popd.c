@@ -32,6 +32,7 @@
 static const struct access_daemon popd = {
 	"popd", "pop3", pop3_login, pop3_mail,
 	"-ERR [SYS/TEMP] Cannot open the mailbox now\r\n",
+	"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
 };
 
 int

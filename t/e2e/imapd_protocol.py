@@ -816,7 +816,8 @@ with Instance(users=["alice", "bob", "carol"], start=False,
              "imaps: 300 pipelined FETCHes and a 2 MB APPEND, read afterwards, all answered",
              (tl, ta, tz, time.time() - t0))
     except (OSError, EOFError) as e:
-        t.ok(False, "imaps: 300 pipelined FETCHes and a 2 MB APPEND, read afterwards", repr(e))
+        t.ok(False, "imaps: 300 pipelined FETCHes and a 2 MB APPEND, read afterwards",
+             repr(e) + "\n" + "\n".join(h.log().splitlines()[-15:]))
     sender.join(10)
     c.close()
     # a TLS session outlives imap_login_timeout: after login the proxy
@@ -861,4 +862,66 @@ with Instance(users=["alice"], start=False, conf={"imap_plaintext_auth": "no"}) 
     except (ssl.SSLError, OSError, EOFError) as e:
         t.ok(False, "STARTTLS with imap_plaintext_auth=no", repr(e))
     c.close()
+# connection caps: imap_max_connections_per_ip and imap_max_connections,
+# counted by the service process across the hand-over of each session
+# from its parent to its mail process (sessions logged in, in IDLE, over
+# TLS and not yet logged in all count; a LOGOUT frees the place)
+with Instance(users=["alice"], start=False,
+              conf={"imap_max_connections_per_ip": "3", "imap_max_connections": "4"}) as h:
+    enable_imap(h)
+    h.start()
+    port = h.port_base + 143
+    sport = h.port_base + 993
+    wait_until(lambda: h.pids("imap"), 10)
+
+    def logged_in():
+        c = Raw(port)
+        c.line()
+        c.cmd("LOGIN alice secret")
+        return c
+
+    a = logged_in()
+    b = logged_in()
+    c3 = Raw(port)
+    g = c3.line()
+    t.ok(g.startswith(b"* OK"), "3rd connection from one address (not logged in) is served", g)
+    c4 = Raw(port)
+    g = c4.line()
+    t.ok(g.startswith(b"* BYE [UNAVAILABLE]") and c4.closed(), "4th connection from one address: BYE [UNAVAILABLE], closed", g)
+    c4.close()
+    t.ok("too many connections from this address" in h.log(), "the refusal is logged")
+    a.cmd("LOGOUT")
+    a.close()
+    # the place is free once the mail process is gone
+    ok = False
+    for _ in range(50):
+        c4 = Raw(port)
+        g = c4.line()
+        if g.startswith(b"* OK"):
+            ok = True
+            break
+        c4.close()
+        time.sleep(0.1)
+    t.ok(ok, "after one LOGOUT a new connection is served", g)
+    # b, c3, c4 hold all three per-address places; the listener's own cap
+    # (4) counts imaps separately, so imaps is still served from here
+    s1 = tls_ctx().wrap_socket(socket.create_connection(("127.0.0.1", sport), timeout=15))
+    d = Raw(sock=s1)
+    g = d.line()
+    t.ok(g.startswith(b"* OK"), "imaps is a listener of its own with its own count", g)
+    d.close()
+    for x in (b, c3, c4):
+        x.close()
+    # every place comes back: three new sessions log in and IDLE
+    time.sleep(0.5)
+    ok = []
+    for _ in range(3):
+        try:
+            x = logged_in()
+            x.send(b"I IDLE\r\n")
+            ok.append(x.line().startswith(b"+"))
+            x.close()
+        except (OSError, EOFError):
+            ok.append(False)
+    t.ok(all(ok), "after all closed, three sessions again", ok)
 t.done()

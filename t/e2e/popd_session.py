@@ -264,28 +264,43 @@ def wait_children(pid, n, timeout=10):
     return proc_children(pid)
 
 
-def check_privsep(t, what, login_pid, owner, user_ids, login_cmd, handoff=False):
+def check_privsep(t, what, login_pid, owner, user_ids, login_cmd, handoff=False, inetd=False):
     """login_pid talks to the client; check its ids, log in with
     login_cmd() (returns the reply), then check the mailbox process.
     handoff: plaintext on a socket, where the login process hands the
-    client to the mailbox process and exits (lib/access.h)."""
+    client to the mailbox process and exits (lib/access.h).  Under the
+    master the session's root parent exits once the mailbox process
+    runs, which then is a child of the service process (its subreaper);
+    under inetd (inetd=True) the parent stays and waits for it."""
     own = ((owner.pw_uid,) * 3, (owner.pw_gid,) * 3)
     t.is_(proc_ids(login_pid), own, "%s: pre-auth process has mail_owner's real, effective, saved ids" % what)
     parent = proc_ppid(login_pid)
     t.is_(proc_ids(parent)[0], (0, 0, 0), "%s: the session's parent is root" % what)
     t.is_(proc_children(parent), [login_pid], "%s: one child before login" % what)
+    service = proc_ppid(parent)
+    before = set(proc_children(service))
     r = login_cmd()
     t.ok(r.startswith(b"+OK"), "%s: login" % what, r)
-    if handoff:
-        kids = wait_until(lambda: (lambda k: k if k and login_pid not in k else None)(proc_children(parent)),
-                          10) or proc_children(parent)
+    users = ((user_ids[0],) * 3, (user_ids[1],) * 3)
+
+    def mailprocs():
+        cand = set(proc_children(parent)) | (set(proc_children(service)) - before)
+        return [k for k in cand if k not in (login_pid, parent) and proc_ids(k) == users]
+    mail = wait_until(lambda: (lambda m: m if len(m) == 1 and (not handoff or login_pid not in
+                                                                  proc_children(parent) + proc_children(service))
+                               else None)(mailprocs()), 10) or mailprocs()
+    t.is_(len(mail), 1, "%s: a mailbox process with the mail user's real, effective, saved ids after login" % what,
+          mail)
+    if inetd:
+        t.ok(mail and proc_ppid(mail[0]) == parent, "%s (inetd): the root parent stays, the mailbox process is its child"
+             % what, mail)
     else:
-        kids = wait_children(parent, 2)
-    mail = [k for k in kids if k != login_pid]
-    t.is_(len(mail), 1, "%s: a mailbox process after login" % what, kids)
-    if mail:
-        t.is_(proc_ids(mail[0]), ((user_ids[0],) * 3, (user_ids[1],) * 3),
-              "%s: mailbox process has the mail user's real, effective, saved ids" % what)
+        t.ok(wait_until(lambda: not os.path.exists("/proc/%d/stat" % parent) or
+                        open("/proc/%d/stat" % parent).read().rsplit(") ", 1)[1].split()[0] in "ZX", 10),
+             "%s: the session's parent has exited, leaving the mailbox process to the service process" % what)
+        t.ok(mail and proc_ppid(mail[0]) == service, "%s: the mailbox process is the service process's child" % what,
+             mail)
+    kids = proc_children(parent) + proc_children(service)
     if handoff:
         t.ok(login_pid not in kids, "%s: the login process is gone after handing the client over" % what, kids)
     else:
@@ -647,7 +662,8 @@ with Instance(users=["alice", "bob", "carol"], start=False,
         t.is_(os.readlink("/proc/%d/fd/0" % proc.pid), "/dev/null", "popd -i: the root parent let go of stdin")
         t.is_(os.readlink("/proc/%d/fd/1" % proc.pid), "/dev/null", "popd -i: the root parent let go of stdout")
         c.cmd("USER alice")
-        check_privsep(t, "popd -i", kids[0], owner, (owner.pw_uid, owner.pw_gid), lambda: c.cmd("PASS secret"))
+        check_privsep(t, "popd -i", kids[0], owner, (owner.pw_uid, owner.pw_gid), lambda: c.cmd("PASS secret"),
+                      inetd=True)
         t.ok(c.cmd("QUIT").startswith(b"+OK"), "popd -i: QUIT")
         c.close()
         t.is_(proc.returncode, 0, "popd -i: exits 0")
