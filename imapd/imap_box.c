@@ -50,6 +50,22 @@ ibox_store(struct imap_box *b, size_t i, unsigned flags, const char *keywords, s
 }
 
 int
+ibox_store_many(struct imap_box *b, const size_t *idx, const unsigned *flags,
+    char *const *keywords, size_t n, int *res, struct buf *err)
+{
+	size_t k;
+
+	if (b->maildir && b->ops && b->ops->store)
+		return ibox_maildir_store_many(b, idx, flags, keywords, n, res, err);
+	for (k = 0; k < n; k++) {
+		res[k] = ibox_store(b, idx[k], flags[k], keywords[k], err);
+		if (res[k] != IBOX_OK && res[k] != IBOX_GONE)
+			return res[k];
+	}
+	return IBOX_OK;
+}
+
+int
 ibox_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_changes *ch, struct buf *err)
 {
 	if (!b->ops->expunge)

@@ -139,6 +139,12 @@ int ibox_meta(struct imap_box *b, size_t i, unsigned what, struct buf *err);
  * keywords ("a,b", "" or NULL for none): the whole new set.  The MODSEQ
  * grows when anything changed.  IBOX_OK, IBOX_GONE, IBOX_ERR. */
 int ibox_store(struct imap_box *b, size_t i, unsigned flags, const char *keywords, struct buf *err);
+/* The same for several messages at once (STORE of a range: one lock,
+ * one sync, one index write for all of them): msgs[idx[k]] gets flags[k]
+ * and keywords[k]; res[k] is IBOX_OK or IBOX_GONE.  IBOX_OK or IBOX_ERR
+ * (then some may have been changed; the next sync tells). */
+int ibox_store_many(struct imap_box *b, const size_t *idx, const unsigned *flags,
+    char *const *keywords, size_t n, int *res, struct buf *err);
 /* Remove the messages with \Deleted (and, when uids is not NULL, a UID
  * in uids: UID EXPUNGE), durably; the removed ones leave msgs and are
  * listed in ch.  IBOX_OK or IBOX_ERR. */
@@ -209,6 +215,8 @@ int ibox_copy(struct imap_box *b, const size_t *idx, size_t n, const char *path,
  * b->ops and b->priv) */
 int ibox_maildir_open(struct imap_box *b, struct buf *err);
 int ibox_maildir_status(const char *path, struct ibox_status *st, struct buf *err);
+int ibox_maildir_store_many(struct imap_box *b, const size_t *idx, const unsigned *flags,
+    char *const *keywords, size_t n, int *res, struct buf *err);
 int ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
     uint32_t *uidvalidity, uint32_t *uids, struct buf *err);
 /* imap_box_mbox.c */

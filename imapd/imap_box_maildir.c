@@ -192,6 +192,47 @@ md_store(struct imap_box *b, size_t i, unsigned flags, const char *keywords, str
 	return IBOX_OK;
 }
 
+int
+ibox_maildir_store_many(struct imap_box *b, const size_t *idx, const unsigned *flags,
+    char *const *keywords, size_t n, int *res, struct buf *err)
+{
+	struct mdpriv *d = b->priv;
+	struct mstore_index_change *c = xcalloc(n ? n : 1, sizeof(*c));
+	size_t k, nc = 0, *where = xcalloc(n ? n : 1, sizeof(*where));
+	int r, kw = 0;
+
+	for (k = 0; k < n; k++) {
+		struct ibox_msg *m = &b->msgs[idx[k]];
+		struct mstore_index_msg *x;
+
+		res[k] = IBOX_GONE;
+		if (idx[k] >= b->n || m->expunged || !(x = mstore_index_find(&d->ix, m->uid)))
+			continue;
+		c[nc].uid = m->uid;
+		c[nc].flags = to_midx(flags[k] & ~IBOX_RECENT, x->flags);
+		c[nc].set_keywords = !same_str(keywords[k], m->keywords);
+		c[nc].keywords = keywords[k] && *keywords[k] ? keywords[k] : NULL;
+		kw |= c[nc].set_keywords && c[nc].keywords;
+		where[nc++] = k;
+	}
+	r = nc ? mstore_index_change(&d->ix, c, nc, err) : 0;
+	for (k = 0; r == 0 && k < nc; k++) {
+		struct ibox_msg *m = &b->msgs[idx[where[k]]];
+		struct mstore_index_msg *x;
+
+		if (c[k].result || !(x = mstore_index_find(&d->ix, m->uid)))
+			continue;
+		set_from_ix(m, x);
+		res[where[k]] = IBOX_OK;
+	}
+	b->highestmodseq = d->ix.highestmodseq;
+	if (kw)
+		make_kwlist(b);
+	free(c);
+	free(where);
+	return r < 0 ? IBOX_ERR : IBOX_OK;
+}
+
 static int
 md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct buf *err)
 {

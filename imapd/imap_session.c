@@ -485,8 +485,10 @@ do_store(struct sess *s, const struct imap_cmd *c)
 	const struct imap_store *st = &c->store;
 	struct imap_seqset modified = IMAP_SEQ_INIT;
 	struct buf err = BUF_INIT;
-	size_t *idx, n, k;
-	int gone = 0;
+	size_t *idx, n, k, *sidx, ns = 0;
+	unsigned *sflags;
+	char **skw, *tell;
+	int gone = 0, r, *sres;
 
 	if (s->box.readonly) {
 		tagged(s, c->tag, "NO", "[READ-ONLY] The mailbox is read-only");
@@ -498,11 +500,16 @@ do_store(struct sess *s, const struct imap_cmd *c)
 	}
 	if (st->unchangedsince_set)
 		s->condstore = 1;
+	/* first what changes, then all of it at once (ibox_store_many) */
+	sidx = xcalloc(n ? n : 1, sizeof(*sidx));
+	sflags = xcalloc(n ? n : 1, sizeof(*sflags));
+	skw = xcalloc(n ? n : 1, sizeof(*skw));
+	sres = xcalloc(n ? n : 1, sizeof(*sres));
+	tell = xcalloc(n ? n : 1, 1);
 	for (k = 0; k < n; k++) {
 		struct ibox_msg *m = &s->box.msgs[idx[k]];
 		unsigned nf, old = m->flags & ~IBOX_RECENT;
 		char *kw;
-		int r;
 
 		if (m->expunged) {
 			gone = 1;
@@ -513,26 +520,40 @@ do_store(struct sess *s, const struct imap_cmd *c)
 			    c->uid ? m->uid : (uint32_t)(idx[k] + 1));
 			continue;
 		}
+		tell[k] = 1;
 		nf = st->op == IMAP_STORE_SET ? st->flags.sys :
 		    st->op == IMAP_STORE_ADD ? old | st->flags.sys : old & ~st->flags.sys;
 		kw = merge_keywords(m->keywords, &st->flags, st->op);
 		if (nf != old || strcmp(kw, m->keywords ? m->keywords : "")) {
-			r = ibox_store(&s->box, idx[k], nf, kw, &err);
-			if (r == IBOX_GONE)
-				gone = 1;
-			else if (r != IBOX_OK) {
-				free(kw);
-				free(idx);
-				imap_seq_free(&modified);
-				box_error(s, c->tag, r, &err);
-				buf_free(&err);
-				return;
-			}
-		}
-		free(kw);
-		if (!st->silent || (s->condstore && st->unchangedsince_set))
-			flags_response(s, idx[k], c->uid);
+			sidx[ns] = idx[k];
+			sflags[ns] = nf;
+			skw[ns++] = kw;
+		} else
+			free(kw);
 	}
+	r = ns ? ibox_store_many(&s->box, sidx, sflags, skw, ns, sres, &err) : IBOX_OK;
+	for (k = 0; k < ns; k++) {
+		if (r == IBOX_OK && sres[k] == IBOX_GONE)
+			gone = 1;
+		free(skw[k]);
+	}
+	free(sidx);
+	free(sflags);
+	free(skw);
+	free(sres);
+	if (r != IBOX_OK) {
+		free(tell);
+		free(idx);
+		imap_seq_free(&modified);
+		box_error(s, c->tag, r, &err);
+		buf_free(&err);
+		return;
+	}
+	for (k = 0; k < n; k++)
+		if (tell[k] && !s->box.msgs[idx[k]].expunged &&
+		    (!st->silent || (s->condstore && st->unchangedsince_set)))
+			flags_response(s, idx[k], c->uid);
+	free(tell);
 	free(idx);
 	sync_box(s, c->uid);
 	if (modified.n) {

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -61,6 +62,22 @@ struct mstore_index {
 	uint32_t *expunged;	/* UIDs found gone by the last sync, ascending */
 	size_t nexpunged;
 	int rebuilt;		/* the last sync had to rebuild the file */
+	/* what the last full sync saw of new/, cur/ and the file (see
+	 * sync_locked: a sync with the same stamps has nothing to do) */
+	struct midx_stamp {
+		struct timespec mtim, ctim;
+		unsigned long long ino, size;
+	} stamp[3];
+	int stamp_ok;
+};
+
+/* One change of mstore_index_change. */
+struct mstore_index_change {
+	uint32_t uid;
+	unsigned flags;		/* MIDX_* bits: the whole new set */
+	int set_keywords;	/* also replace the keywords with: */
+	const char *keywords;	/* "kw1,kw2", "" or NULL for none */
+	int result;		/* out: 0 done, 1 no such UID */
 };
 
 /* What mstore_index_parse found. */
@@ -89,6 +106,11 @@ int mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags
  * 0 ok, 1 no such UID, -1 err (a bad keyword list included). */
 int mstore_index_set_keywords(struct mstore_index *ix, uint32_t uid,
     const char *keywords, struct buf *err);
+/* Several changes under one lock, one sync and one write of the file
+ * (STORE of a range): each change's result is set; 0 ok, -1 err (a bad
+ * keyword list included, then nothing is changed). */
+int mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size_t n,
+    struct buf *err);
 void mstore_index_close(struct mstore_index *ix);
 
 /* "DFRS" <-> bits, and the letter string for bits (out gets at most 6). */

@@ -217,6 +217,94 @@ test_two_processes(void)
 	buf_free(&nm);
 }
 
+/* The sync's fast path (stamps) never hides a change, however soon
+ * after the last sync it comes; mstore_index_change does several
+ * changes under one lock. */
+static void
+test_fast_path(void)
+{
+	struct mstore_index a;
+	struct mstore_index_change c[3];
+	struct buf err = BUF_INIT;
+	struct mstore_index_msg *m;
+	uint32_t u1, u2;
+	int i;
+
+	is_int(mstore_index_open(&a, dir, &err), 0, "fast path: open: %s", buf_str(&err));
+	usleep(120000);
+	is_int(mstore_index_sync(&a, &err), 0, "a sync after a quiet spell");
+	ok(a.stamp_ok, "quiet folder: the stamps are taken");
+	is_int(mstore_index_sync(&a, &err), 0, "a sync with nothing changed");
+	ok(a.stamp_ok && a.nexpunged == 0, "nothing changed: fast path, nothing expunged");
+	u1 = a.msgs[0].uid;
+	u2 = a.msgs[1].uid;
+	/* a rename by another program right after a sync (the same clock
+	 * tick as the directory's stamp) is seen by the next sync */
+	for (i = 0; i < 20; i++) {
+		struct buf to = BUF_INIT, from = BUF_INIT;
+		unsigned want = i % 2 ? MIDX_SEEN : (MIDX_SEEN | MIDX_FLAGGED);
+
+		m = mstore_index_find(&a, u1);
+		if (!m)
+			break;
+		buf_adds(&from, m->name);
+		buf_printf(&to, "cur/%s:2,%s", m->base, i % 2 ? "S" : "FS");
+		(void)mstore_index_sync(&a, &err);
+		if (mv(buf_str(&from), buf_str(&to)) < 0)
+			printf("# mv: %s\n", strerror(errno));
+		is_int(mstore_index_sync(&a, &err), 0, "sync %d", i);
+		m = mstore_index_find(&a, u1);
+		ok(m && m->flags == want && !strcmp(m->name, buf_str(&to)),
+		    "an outside rename right after a sync is seen (%d)", i);
+		buf_free(&to);
+		buf_free(&from);
+	}
+	/* and after a quiet spell, when the stamps are trusted */
+	usleep(120000);
+	(void)mstore_index_sync(&a, &err);
+	ok(a.stamp_ok, "trusted stamps again");
+	m = mstore_index_find(&a, u2);
+	if (m) {
+		struct buf from = BUF_INIT;
+
+		buf_adds(&from, m->name);
+		ok(rm(buf_str(&from)) == 0, "remove a message from outside");
+		buf_free(&from);
+	}
+	is_int(mstore_index_sync(&a, &err), 0, "sync after the removal");
+	ok(!mstore_index_find(&a, u2) && a.nexpunged == 1 && a.expunged[0] == u2,
+	    "the removal is seen through trusted stamps");
+	/* several changes under one lock */
+	memset(c, 0, sizeof(c));
+	c[0].uid = u1;
+	c[0].flags = MIDX_SEEN | MIDX_REPLIED;
+	c[0].set_keywords = 1;
+	c[0].keywords = "$Forwarded,work";
+	c[1].uid = u2;		/* gone */
+	c[1].flags = MIDX_SEEN;
+	c[2].uid = a.msgs[a.n - 1].uid;
+	c[2].flags = MIDX_TRASHED;
+	is_int(mstore_index_change(&a, c, 3, &err), 0, "mstore_index_change of three: %s", buf_str(&err));
+	ok(c[0].result == 0 && c[1].result == 1 && c[2].result == 0, "results: done, gone, done");
+	m = mstore_index_find(&a, u1);
+	ok(m && m->flags == (MIDX_SEEN | MIDX_REPLIED) && m->keywords && !strcmp(m->keywords, "$Forwarded,work") &&
+	    strstr(m->name, ":2,RS"), "flags renamed into the name, keywords kept");
+	mstore_index_close(&a);
+	is_int(mstore_index_open(&a, dir, &err), 0, "reopen");
+	m = mstore_index_find(&a, u1);
+	ok(m && m->keywords && !strcmp(m->keywords, "$Forwarded,work") && m->flags == (MIDX_SEEN | MIDX_REPLIED),
+	    "the changes are in the file");
+	m = mstore_index_find(&a, c[2].uid);
+	ok(m && m->flags == MIDX_TRASHED, "the third change too");
+	memset(c, 0, sizeof(c));
+	c[0].uid = u1;
+	c[0].set_keywords = 1;
+	c[0].keywords = "bad keyword";
+	is_int(mstore_index_change(&a, c, 1, &err), -1, "a bad keyword list is refused");
+	mstore_index_close(&a);
+	buf_free(&err);
+}
+
 int
 main(void)
 {
@@ -398,6 +486,7 @@ main(void)
 	mstore_index_close(&a);
 
 	test_two_processes();
+	test_fast_path();
 
 	buf_printf(&cmd, "rm -rf '%s'", dir);
 	if (system(buf_str(&cmd)) != 0)
