@@ -169,6 +169,7 @@ mstore_index_clear(struct mstore_index *ix)
 	ix->expunged = NULL;
 	ix->nexpunged = 0;
 	ix->stamp_ok = 0;	/* the next sync reads everything */
+	ix->file_ok = 0;
 }
 
 /* One entry line; 0 with *m filled, -1 malformed. */
@@ -359,16 +360,25 @@ mstore_index_format(const struct mstore_index *ix, struct buf *out)
 
 /* --- the folder ------------------------------------------------------ */
 
+/* One file found: its BASENAME is name + 4 for blen bytes (base is only
+ * made for a new file that becomes an entry). */
 struct scanned {
 	char *base;
 	char *name;		/* "new/..." or "cur/..." */
+	size_t blen;
+	uint64_t hash;
 	unsigned flags;
 	int used;
+	int dup;		/* the same BASENAME is kept under another name */
 };
 
+/* The files by BASENAME in a hash table (open addressing, indices into
+ * v): matching 10,000 index entries to 10,000 files costs no sort. */
 struct scan {
 	struct scanned *v;
 	size_t n, cap;
+	uint32_t *tab;		/* index + 1, 0 empty */
+	size_t tabsize;		/* a power of two, at least twice n */
 };
 
 static void
@@ -381,7 +391,60 @@ scan_free(struct scan *s)
 		free(s->v[i].name);
 	}
 	free(s->v);
+	free(s->tab);
 	memset(s, 0, sizeof(*s));
+}
+
+static uint64_t
+base_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (n--) {
+		h ^= (unsigned char)*p++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static const char *
+scanned_base(const struct scanned *e)
+{
+	return e->name + 4;
+}
+
+/* The slot of BASENAME p/n: the entry there has it, or the slot is empty. */
+static size_t
+scan_slot(const struct scan *s, const char *p, size_t n, uint64_t h)
+{
+	size_t mask = s->tabsize - 1, i = (size_t)h & mask;
+
+	for (;;) {
+		uint32_t k = s->tab[i];
+		const struct scanned *e;
+
+		if (!k)
+			return i;
+		e = &s->v[k - 1];
+		/* a matched entry's name has moved to the index: it is never
+		 * looked for again (one entry per BASENAME) */
+		if (e->name && e->hash == h && e->blen == n && !memcmp(scanned_base(e), p, n))
+			return i;
+		i = (i + 1) & mask;
+	}
+}
+
+static struct scanned *
+scan_find(const struct scan *s, const char *base)
+{
+	size_t n = strlen(base);
+	uint64_t h = base_hash(base, n);
+	size_t i;
+
+	if (!s->tabsize)
+		return NULL;
+	i = scan_slot(s, base, n, h);
+	return s->tab[i] ? &s->v[s->tab[i] - 1] : NULL;
 }
 
 static int
@@ -417,12 +480,15 @@ scan_dir(struct mstore_index *ix, const char *sub, struct scan *s, struct buf *e
 			s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
 		}
 		e = &s->v[s->n++];
-		e->base = xstrndup(nm, bl);
+		e->base = NULL;
 		buf_printf(&b, "%s/%s", sub, nm);
 		e->name = buf_steal(&b);
+		e->blen = bl;
+		e->hash = base_hash(nm, bl);
 		info = strstr(nm, ":2,");
 		e->flags = info ? mstore_index_flags_parse(info + 3) : 0;
 		e->used = 0;
+		e->dup = 0;
 		errno = 0;
 	}
 	if (errno) {
@@ -434,15 +500,11 @@ scan_dir(struct mstore_index *ix, const char *sub, struct scan *s, struct buf *e
 	return 0;
 }
 
+/* Of two files with the same BASENAME: cur/ before new/, then by name. */
 static int
-cmp_scanned(const void *a, const void *b)
+cmp_scanned(const struct scanned *x, const struct scanned *y)
 {
-	const struct scanned *x = a, *y = b;
-	int c = strcmp(x->base, y->base);
-
-	/* the same message in new/ and cur/ (moved during the scan): cur/
-	 * sorts first and is the one kept */
-	return c ? c : strcmp(x->name, y->name);
+	return strcmp(x->name, y->name);
 }
 
 static int
@@ -485,28 +547,36 @@ scan_folder(struct mstore_index *ix, struct scan *s, struct buf *err)
 		if (!memcmp(t0, t1, sizeof(t0)) || tries + 1 >= MIDX_SCAN_TRIES)
 			break;
 	}
-	if (s->n > 1)
-		qsort(s->v, s->n, sizeof(*s->v), cmp_scanned);
-	for (i = k = 0; i < s->n; i++) {
-		if (k > 0 && !strcmp(s->v[i].base, s->v[k - 1].base)) {
-			if (strncmp(s->v[i].name, "new/", 4))
-				msg_warn("%s/%s: same unique name as %s, skipped", ix->path,
-				    s->v[i].name, s->v[k - 1].name);
-			free(s->v[i].base);
-			free(s->v[i].name);
+	for (s->tabsize = 64; s->tabsize < s->n * 2; s->tabsize *= 2)
+		;
+	s->tab = xcalloc(s->tabsize, sizeof(*s->tab));
+	for (i = 0; i < s->n; i++) {
+		struct scanned *e = &s->v[i];
+		size_t slot = scan_slot(s, scanned_base(e), e->blen, e->hash);
+		struct scanned *o;
+
+		if (!s->tab[slot]) {
+			s->tab[slot] = (uint32_t)i + 1;
 			continue;
 		}
-		s->v[k++] = s->v[i];
+		/* the same message in new/ and cur/ (moved during the scan):
+		 * cur/ is the one kept; two in cur/: the smaller name, so
+		 * that every process keeps the same one */
+		o = &s->v[s->tab[slot] - 1];
+		if (cmp_scanned(e, o) < 0) {
+			s->tab[slot] = (uint32_t)i + 1;
+			k = (size_t)(o - s->v);
+			o = e;
+			e = &s->v[k];
+		}
+		/* e is dropped; o is kept */
+		if (strncmp(e->name, "new/", 4))
+			msg_warn("%s/%s: same unique name as %s, skipped", ix->path, e->name, o->name);
+		e->dup = 1;
 	}
-	s->n = k;
 	return 0;
 }
 
-static int
-find_scanned(const void *key, const void *elt)
-{
-	return strcmp(key, ((const struct scanned *)elt)->base);
-}
 
 /* The arrival time of a Maildir name: its leading decimal seconds. */
 static unsigned long long
@@ -528,6 +598,14 @@ cmp_arrival(const void *a, const void *b)
 	if (tx != ty)
 		return tx < ty ? -1 : 1;
 	return strverscmp((*x)->base, (*y)->base);
+}
+
+/* The BASENAME of a new file, made when it is needed. */
+static void
+scanned_make_base(struct scanned *e)
+{
+	if (!e->base)
+		e->base = xstrndup(scanned_base(e), e->blen);
 }
 
 static int
@@ -561,6 +639,8 @@ lock_uidvalidity(struct mstore_index *ix)
 	return (uint32_t)v;
 }
 
+static int file_stamp(struct mstore_index *ix, struct midx_stamp *st);
+
 static int
 write_index(struct mstore_index *ix, struct buf *err)
 {
@@ -569,10 +649,12 @@ write_index(struct mstore_index *ix, struct buf *err)
 
 	mstore_index_format(ix, &out);
 	buf_printf(&path, "%s/%s", ix->path, MIDX_FILE);
+	ix->file_ok = 0;
 	if (write_file_atomic(buf_str(&path), out.data, out.len, 0600) < 0) {
 		buf_printf(err, "%s: write: %s", buf_str(&path), strerror(errno));
 		rc = -1;
-	}
+	} else if (file_stamp(ix, &ix->file_stamp) == 0)
+		ix->file_ok = 1;	/* msgs[] is the file now */
 	/* only a hint for the next rebuild: a failure here is not worth
 	 * failing the sync for, and the lock file needs no fsync */
 	buf_printf(&uv, "%u\n", (unsigned)ix->uidvalidity);
@@ -648,6 +730,14 @@ take_stamps(struct mstore_index *ix, struct midx_stamp *st, int *recent)
 }
 
 static int
+same_stamps1(const struct midx_stamp *a, const struct midx_stamp *b)
+{
+	return a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	    a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec &&
+	    a->ino == b->ino && a->size == b->size;
+}
+
+static int
 same_stamps(const struct midx_stamp *a, const struct midx_stamp *b)
 {
 	size_t i;
@@ -661,6 +751,42 @@ same_stamps(const struct midx_stamp *a, const struct midx_stamp *b)
 }
 
 static int sync_full(struct mstore_index *ix, struct buf *err);
+
+/* The index file's stamp; -1 when it cannot be looked at (or is gone). */
+static int
+file_stamp(struct mstore_index *ix, struct midx_stamp *st)
+{
+	struct stat sb;
+
+	memset(st, 0, sizeof(*st));
+	if (fstatat(ix->dirfd, MIDX_FILE, &sb, 0) < 0)
+		return -1;
+	st->mtim = sb.st_mtim;
+	st->ctim = sb.st_ctim;
+	st->ino = (unsigned long long)sb.st_ino;
+	st->size = (unsigned long long)sb.st_size;
+	return 0;
+}
+
+/* f gets a copy of ix's state without the names: what parsing the file
+ * would give when the file is as ix last read or wrote it. */
+static void
+clone_state(const struct mstore_index *ix, struct mstore_index *f)
+{
+	size_t i;
+
+	f->uidvalidity = ix->uidvalidity;
+	f->uidnext = ix->uidnext;
+	f->highestmodseq = ix->highestmodseq;
+	f->msgs = xreallocarray(NULL, ix->n ? ix->n : 1, sizeof(*f->msgs));
+	for (i = 0; i < ix->n; i++) {
+		f->msgs[i] = ix->msgs[i];
+		f->msgs[i].base = xstrdup(ix->msgs[i].base);
+		f->msgs[i].name = NULL;
+		f->msgs[i].keywords = ix->msgs[i].keywords ? xstrdup(ix->msgs[i].keywords) : NULL;
+	}
+	f->n = ix->n;
+}
 
 /* The sync itself, with the lock held. */
 static int
@@ -702,7 +828,9 @@ sync_full(struct mstore_index *ix, struct buf *err)
 {
 	struct mstore_index f;
 	struct buf data = BUF_INIT, path = BUF_INIT;
-	struct scan s = { NULL, 0, 0 };
+	struct scan s = { NULL, 0, 0, NULL, 0 };
+	struct midx_stamp fst;
+	int fst_ok = 0;
 	struct scanned **fresh = NULL;
 	size_t i, kept, nfresh = 0, cap, gone = 0;
 	int pr = MIDX_PARSE_BAD, changed = 0, rc = -1;
@@ -710,9 +838,17 @@ sync_full(struct mstore_index *ix, struct buf *err)
 
 	memset(&f, 0, sizeof(f));
 	buf_printf(&path, "%s/%s", ix->path, MIDX_FILE);
-	if (read_file(buf_str(&path), &data, MIDX_MAX_FILE) == 0)
+	if (ix->file_ok && file_stamp(ix, &fst) == 0 && same_stamps1(&fst, &ix->file_stamp)) {
+		clone_state(ix, &f);
+		pr = MIDX_PARSE_OK;
+		fst_ok = 1;
+	} else if ((fst_ok = file_stamp(ix, &fst) == 0),
+	    read_file(buf_str(&path), &data, MIDX_MAX_FILE) == 0) {
 		pr = mstore_index_parse(&f, data.data ? data.data : "", data.len);
-	else if (errno == EFBIG)
+		/* what we parsed is what the stamp taken before stands for
+		 * (we hold the lock: nobody replaces the file meanwhile) */
+		fst_ok = fst_ok && pr == MIDX_PARSE_OK;
+	} else if (errno == EFBIG)
 		msg_warn("%s: larger than %ld bytes, rebuilt", buf_str(&path), MIDX_MAX_FILE);
 	else if (errno != ENOENT) {
 		buf_printf(err, "%s: read: %s", buf_str(&path), strerror(errno));
@@ -755,7 +891,7 @@ sync_full(struct mstore_index *ix, struct buf *err)
 	/* match entries to files; the gone ones are expunged */
 	for (i = kept = 0; i < f.n; i++) {
 		struct mstore_index_msg *m = &f.msgs[i];
-		struct scanned *e = s.n ? bsearch(m->base, s.v, s.n, sizeof(*s.v), find_scanned) : NULL;
+		struct scanned *e = scan_find(&s, m->base);
 
 		if (!e) {
 			msg_free(m);
@@ -780,8 +916,10 @@ sync_full(struct mstore_index *ix, struct buf *err)
 	/* new files, in arrival order */
 	fresh = xreallocarray(NULL, s.n ? s.n : 1, sizeof(*fresh));
 	for (i = 0; i < s.n; i++)
-		if (!s.v[i].used)
+		if (!s.v[i].used && !s.v[i].dup) {
+			scanned_make_base(&s.v[i]);
 			fresh[nfresh++] = &s.v[i];
+		}
 	if (nfresh > 1)
 		qsort(fresh, nfresh, sizeof(*fresh), cmp_arrival);
 	if ((uint64_t)f.uidnext + nfresh > UINT32_MAX) {
@@ -835,6 +973,9 @@ sync_full(struct mstore_index *ix, struct buf *err)
 	}
 	ix->msgs = f.msgs;
 	ix->n = f.n;
+	/* msgs[] is the file's content (until written below, if changed) */
+	ix->file_stamp = fst;
+	ix->file_ok = fst_ok;
 	ix->uidvalidity = f.uidvalidity;
 	ix->uidnext = f.uidnext;
 	ix->highestmodseq = f.highestmodseq;

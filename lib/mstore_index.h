@@ -69,6 +69,10 @@ struct mstore_index {
 		unsigned long long ino, size;
 	} stamp[3];
 	int stamp_ok;
+	/* the file as this handle last read or wrote it: when it is still
+	 * so, msgs[] is its content and a sync need not parse it again */
+	struct midx_stamp file_stamp;
+	int file_ok;
 };
 
 /* One change of mstore_index_change. */
