@@ -750,7 +750,7 @@ same_stamps(const struct midx_stamp *a, const struct midx_stamp *b)
 	return 1;
 }
 
-static int sync_full(struct mstore_index *ix, struct buf *err);
+static int sync_full(struct mstore_index *ix, struct buf *err, int ro);
 
 /* The index file's stamp; -1 when it cannot be looked at (or is gone). */
 static int
@@ -788,9 +788,10 @@ clone_state(const struct mstore_index *ix, struct mstore_index *f)
 	f->n = ix->n;
 }
 
-/* The sync itself, with the lock held. */
+/* The sync itself, with the lock held (ro: a read lock; then 1 when it
+ * must be done again under the write lock). */
 static int
-sync_locked(struct mstore_index *ix, struct buf *err)
+sync_locked(struct mstore_index *ix, struct buf *err, int ro)
 {
 	struct midx_stamp before[3];
 	int recent = 1, rc;
@@ -807,7 +808,7 @@ sync_locked(struct mstore_index *ix, struct buf *err)
 	 * makes them differ at the next sync */
 	if (take_stamps(ix, before, &recent) < 0)
 		recent = 1;
-	rc = sync_full(ix, err);
+	rc = sync_full(ix, err, ro);
 	if (rc == 0 && !recent) {
 		struct midx_stamp after[3];
 		int r2;
@@ -822,9 +823,11 @@ sync_locked(struct mstore_index *ix, struct buf *err)
 	return rc;
 }
 
-/* A full sync: read the file, list new/ and cur/, match them. */
+/* A full sync: read the file, list new/ and cur/, match them.  ro (a
+ * read lock is held): 1, with nothing changed, when the file must be
+ * written. */
 static int
-sync_full(struct mstore_index *ix, struct buf *err)
+sync_full(struct mstore_index *ix, struct buf *err, int ro)
 {
 	struct mstore_index f;
 	struct buf data = BUF_INIT, path = BUF_INIT;
@@ -943,6 +946,12 @@ sync_full(struct mstore_index *ix, struct buf *err)
 		m->flags = fresh[i]->flags;
 		changed = 1;
 	}
+	/* under a read lock: what must be written is left to a sync under
+	 * the write lock, which starts again from the start */
+	if (ro && changed) {
+		rc = 1;
+		goto out;
+	}
 	/* what the caller must EXPUNGE: the UIDs of its previous list that
 	 * are gone, whether this sync or another process dropped them */
 	free(ix->expunged);
@@ -996,9 +1005,18 @@ mstore_index_sync(struct mstore_index *ix, struct buf *err)
 {
 	int rc;
 
+	/* most syncs change nothing: those run side by side under a read
+	 * lock, and only one that must write the file takes the write lock */
+	if (lock_index(ix, F_RDLCK, err) < 0)
+		return -1;
+	rc = sync_locked(ix, err, 1);
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	if (rc != 1)
+		return rc;
 	if (lock_index(ix, F_WRLCK, err) < 0)
 		return -1;
-	rc = sync_locked(ix, err);
+	rc = sync_locked(ix, err, 0);
 	if (lock_index(ix, F_UNLCK, err) < 0)
 		rc = -1;
 	return rc;
@@ -1084,7 +1102,7 @@ begin_change(struct mstore_index *ix, uint32_t uid, struct mstore_index_msg **m,
 
 	if (lock_index(ix, F_WRLCK, err) < 0)
 		return -1;
-	if (sync_locked(ix, err) < 0)
+	if (sync_locked(ix, err, 0) < 0)
 		rc = -1;
 	else if (!(*m = mstore_index_find(ix, uid)))
 		rc = 1;
@@ -1178,7 +1196,7 @@ mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size
 		}
 	if (lock_index(ix, F_WRLCK, err) < 0)
 		return -1;
-	if (sync_locked(ix, err) < 0)
+	if (sync_locked(ix, err, 0) < 0)
 		rc = -1;
 	for (i = 0; rc == 0 && i < n; i++) {
 		struct mstore_index_msg *m = mstore_index_find(ix, c[i].uid);
