@@ -130,6 +130,25 @@ ibox_poll_changed(struct imap_box *b)
 	return changed;
 }
 
+void
+ibox_release(struct imap_box *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct ibox_msg *m = &b->msgs[i];
+
+		free(m->envelope);
+		free(m->bodystructure);
+		free(m->body);
+		m->envelope = m->bodystructure = m->body = NULL;
+		m->have &= ~(unsigned)(IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE);
+	}
+	buf_free(&b->mapbuf);
+	if (b->maildir && b->ops && b->priv)
+		ibox_maildir_release(b);
+}
+
 static void
 msg_free(struct ibox_msg *m)
 {

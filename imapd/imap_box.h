@@ -155,6 +155,11 @@ int ibox_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox
  * reads it empty. */
 int ibox_watch(struct imap_box *b);
 void ibox_watch_drain(struct imap_box *b);
+/* Drop what the next ibox_sync can rebuild: the back end's copy of the
+ * index and the FETCH caches of msgs[] (an IDLE session of a
+ * 10,000-message folder sits on megabytes of them otherwise).  The
+ * caller must ibox_sync before it uses the box again. */
+void ibox_release(struct imap_box *b);
 /* Without a watch descriptor (no inotify instance left: the per-user
  * fs.inotify.max_user_instances, 128 by default, is shared by all of a
  * user's sessions): 1 if the stamps (mtime, ctime, size, inode) of
@@ -217,6 +222,7 @@ int ibox_maildir_open(struct imap_box *b, struct buf *err);
 int ibox_maildir_status(const char *path, struct ibox_status *st, struct buf *err);
 int ibox_maildir_store_many(struct imap_box *b, const size_t *idx, const unsigned *flags,
     char *const *keywords, size_t n, int *res, struct buf *err);
+void ibox_maildir_release(struct imap_box *b);
 int ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
     uint32_t *uidvalidity, uint32_t *uids, struct buf *err);
 /* imap_box_mbox.c */

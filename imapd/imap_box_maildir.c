@@ -233,6 +233,21 @@ ibox_maildir_store_many(struct imap_box *b, const size_t *idx, const unsigned *f
 	return r < 0 ? IBOX_ERR : IBOX_OK;
 }
 
+void
+ibox_maildir_release(struct imap_box *b)
+{
+	struct mdpriv *d = b->priv;
+	size_t i;
+
+	/* the next sync reads the index file again, and gives every
+	 * message its file name back */
+	mstore_index_clear(&d->ix);
+	for (i = 0; i < b->n; i++) {
+		free(b->msgs[i].name);
+		b->msgs[i].name = NULL;
+	}
+}
+
 static int
 md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct buf *err)
 {
@@ -265,7 +280,7 @@ md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct b
 			    !same_str(x->keywords, m->keywords)) {
 				set_from_ix(m, x);
 				ch->changed[ch->nchanged++] = k;
-			} else if (strcmp(m->name, x->name)) {
+			} else if (!m->name || strcmp(m->name, x->name)) {
 				free(m->name);
 				m->name = xstrdup(x->name);
 			}

@@ -115,6 +115,7 @@ maybe_flush(struct sess *s)
 		flush_out(s);
 }
 
+static void idle_release(struct sess *s);
 static void tagged(struct sess *s, const char *tag, const char *status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -992,7 +993,7 @@ handle(struct sess *s, struct imap_cmd *c)
 		s->idling = 1;
 		imap_parser_expect(s->p, IMAP_EXPECT_DONE, c->tag);
 		sync_box(s, 1);
-		release_memory();
+		idle_release(s);
 		break;
 	case IMAP_CMD_CLOSE:
 		do_expunge(s, c, 1);
@@ -1033,6 +1034,17 @@ handle(struct sess *s, struct imap_cmd *c)
 	imap_folder_res_free(&fr);
 }
 
+/* An IDLE session may wait for hours: it keeps only its view of the
+ * folder (sequence numbers, UIDs, flags, names) and gives the rest back
+ * (ibox_release, then the heap's free pages to the kernel). */
+static void
+idle_release(struct sess *s)
+{
+	if (s->selected)
+		ibox_release(&s->box);
+	release_memory();
+}
+
 /* ---- the loop ---------------------------------------------------------- */
 
 /* 0 got bytes, -1 EOF/error, -2 idle timeout; while idling, mailbox
@@ -1071,6 +1083,7 @@ fill(struct sess *s)
 		    (np == 2 && p[1].revents))) {
 			s->box_dirty = 1;
 			sync_box(s, 1);
+			idle_release(s);
 			if (flush_out(s) < 0)
 				return -1;
 			if (s->eof)
@@ -1152,6 +1165,8 @@ command_loop(struct sess *s)
 			break;
 		case IMAP_R_DONE:
 			s->idling = 0;
+			/* what idle_release dropped is read again */
+			s->box_dirty = 1;
 			sync_box(s, 1);
 			tagged(s, buf_str(&s->idle_tag), "OK", "IDLE terminated");
 			break;
