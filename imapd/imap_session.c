@@ -44,6 +44,7 @@ struct sess {
 	int box_dirty;		/* sync even if the watch saw nothing */
 	int synced_expunge;	/* the last sync could tell expunges */
 	int condstore, utf8;
+	int qresync;		/* ENABLE QRESYNC: VANISHED instead of EXPUNGE */
 	struct imap_seqset saved;	/* SEARCHRES, as UIDs */
 	long bad;
 	long long idle_ms;
@@ -66,7 +67,7 @@ imap_capabilities(struct buf *out, int state, int starttls, int logindisabled)
 		return;
 	}
 	buf_adds(out, " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
-	    " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE SORT THREAD=ORDEREDSUBJECT"
+	    " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE QRESYNC SORT THREAD=ORDEREDSUBJECT"
 	    " THREAD=REFERENCES BINARY UTF8=ACCEPT WITHIN");
 	if (conf_int("message_size_limit") > 0)
 		buf_printf(out, " APPENDLIMIT=%lld", (long long)conf_int("message_size_limit"));
@@ -181,8 +182,14 @@ tell_changes(struct sess *s, const struct ibox_changes *ch)
 {
 	size_t i;
 
-	for (i = 0; i < ch->nexpunged; i++)
-		buf_printf(&s->out, "* %u EXPUNGE\r\n", ch->expunged[i]);
+	/* RFC 7162 3.2.10: once QRESYNC is on, VANISHED replaces EXPUNGE */
+	if (s->qresync && ch->vanished.n) {
+		buf_adds(&s->out, "* VANISHED ");
+		imap_seq_write(&s->out, &ch->vanished);
+		buf_adds(&s->out, "\r\n");
+	} else
+		for (i = 0; i < ch->nexpunged; i++)
+			buf_printf(&s->out, "* %u EXPUNGE\r\n", ch->expunged[i]);
 	for (i = 0; i < ch->nchanged; i++)
 		if (ch->changed[i] < s->box.n)
 			flags_response(s, ch->changed[i], 0);
@@ -241,6 +248,52 @@ sync_box(struct sess *s, int allow_expunge)
 		msg_warn("user=<%s>: sync: %s", s->au->name, buf_str(&err));
 	ibox_changes_free(&ch);
 	buf_free(&err);
+}
+
+/* VANISHED (EARLIER): the UIDs of `set' (every UID below UIDNEXT when
+ * NULL) that are not in the box.  Without a record of when each message
+ * went, this is every such UID, also those the client already knew to
+ * be gone; RFC 7162 3.2.5.1 and 3.2.6 allow that. */
+static void
+vanished_earlier(struct sess *s, const struct imap_seqset *set)
+{
+	struct imap_seqset gone = IMAP_SEQ_INIT, want = IMAP_SEQ_INIT;
+	size_t i, j = 0;
+
+	if (s->box.uidnext <= 1)
+		return;
+	if (set)
+		imap_seq_resolve(set, s->box.uidnext - 1, &want);
+	else
+		imap_seq_add(&want, 1, s->box.uidnext - 1);
+	imap_seq_normalize(&want);
+	/* the ranges of want minus the UIDs present (msgs ascend by UID) */
+	for (i = 0; i < want.n; i++) {
+		uint32_t lo = want.r[i].lo, hi = want.r[i].hi > s->box.uidnext - 1 ?
+		    s->box.uidnext - 1 : want.r[i].hi;
+
+		while (lo <= hi && lo != 0) {
+			while (j < s->box.n && (s->box.msgs[j].uid < lo || s->box.msgs[j].expunged))
+				j++;
+			if (j >= s->box.n || s->box.msgs[j].uid > hi) {
+				imap_seq_add(&gone, lo, hi);
+				break;
+			}
+			if (s->box.msgs[j].uid > lo)
+				imap_seq_add(&gone, lo, s->box.msgs[j].uid - 1);
+			if (s->box.msgs[j].uid == UINT32_MAX)
+				break;
+			lo = s->box.msgs[j].uid + 1;
+		}
+	}
+	if (gone.n) {
+		imap_seq_normalize(&gone);
+		buf_adds(&s->out, "* VANISHED (EARLIER) ");
+		imap_seq_write(&s->out, &gone);
+		buf_adds(&s->out, "\r\n");
+	}
+	imap_seq_free(&gone);
+	imap_seq_free(&want);
 }
 
 /* Indices of the messages a set names (UIDs when uid).  0 ok; -1 a
@@ -303,6 +356,10 @@ do_select(struct sess *s, const struct imap_cmd *c)
 	int maildir, exists, r, ro = c->verb == IMAP_CMD_EXAMINE;
 	size_t i, unseen = 0;
 
+	if (sel->qresync && !s->qresync) {
+		tagged(s, c->tag, "BAD", "QRESYNC parameter without ENABLE QRESYNC");
+		return;
+	}
 	if (s->selected) {
 		close_box(s);
 		buf_adds(&s->out, "* OK [CLOSED] Previous mailbox closed\r\n");
@@ -362,6 +419,18 @@ do_select(struct sess *s, const struct imap_cmd *c)
 		buf_adds(&s->out, "* OK [NOMODSEQ] No persistent modification sequences\r\n");
 	else
 		buf_printf(&s->out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", (unsigned long long)s->box.highestmodseq);
+	/* RFC 7162 3.2.5: the client's cache is brought up to date: what
+	 * went (VANISHED (EARLIER)), then what changed since its MODSEQ */
+	if (sel->qresync && sel->uidvalidity == s->box.uidvalidity && !s->box.nomodseq) {
+		vanished_earlier(s, sel->known_uids.n ? &sel->known_uids : NULL);
+		for (i = 0; i < s->box.n; i++) {
+			const struct ibox_msg *m = &s->box.msgs[i];
+
+			if (m->modseq > sel->modseq &&
+			    (!sel->known_uids.n || imap_seq_contains(&sel->known_uids, m->uid)))
+				flags_response(s, i, 1);
+		}
+	}
 	tagged(s, c->tag, "OK", "[%s] %s completed", s->box.readonly ? "READ-ONLY" : "READ-WRITE",
 	    ro ? "EXAMINE" : "SELECT");
 out:
@@ -387,10 +456,17 @@ do_fetch(struct sess *s, const struct imap_cmd *c)
 	size_t *idx, n, k;
 	int sets_seen = imap_fetch_sets_seen(f), gone = 0, r;
 
+	if (f->vanished && !s->qresync) {
+		tagged(s, c->tag, "BAD", "VANISHED without ENABLE QRESYNC");
+		return;
+	}
 	if (resolve(s, &f->set, c->uid, &idx, &n) < 0) {
 		tagged(s, c->tag, "BAD", "Invalid message sequence number");
 		return;
 	}
+	/* RFC 7162 3.2.6: the UIDs of the set that are gone come first */
+	if (f->vanished)
+		vanished_earlier(s, f->set.saved ? &s->saved : &f->set);
 	for (k = 0; k < n && !s->eof; k++) {
 		struct ibox_msg *m = &s->box.msgs[idx[k]];
 		int add_flags = 0;
@@ -896,6 +972,10 @@ do_enable(struct sess *s, const struct imap_cmd *c)
 		if (!strcmp(cap, "CONDSTORE") && !s->condstore) {
 			s->condstore = 1;
 			buf_adds(&on, " CONDSTORE");
+		} else if (!strcmp(cap, "QRESYNC") && !s->qresync) {
+			/* QRESYNC implies CONDSTORE (RFC 7162 3.2.3) */
+			s->qresync = s->condstore = 1;
+			buf_adds(&on, " QRESYNC");
 		} else if (!strcmp(cap, "UTF8=ACCEPT") && !s->utf8) {
 			s->utf8 = 1;
 			s->ns.utf8 = 1;

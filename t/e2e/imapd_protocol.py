@@ -939,4 +939,69 @@ with Instance(users=["alice"], start=False,
         except (OSError, EOFError):
             ok.append(False)
     t.ok(all(ok), "after all closed, three sessions again", ok)
+# QRESYNC (RFC 7162): resync of a client's cache after changes made by
+# another session, VANISHED instead of EXPUNGE once enabled
+with Instance(users=["alice"], start=False) as h:
+    enable_imap(h)
+    h.start()
+    port = h.port_base + 143
+    wait_until(lambda: h.pids("imap"), 10)
+    a = login(port)
+    t.ok(a.ok("CREATE QR").startswith(b"OK"), "QRESYNC: CREATE QR")
+    uids = []
+    for i in range(6):
+        msg = b"Subject: qr %d\r\n\r\nbody %d\r\n" % (i, i)
+        unt, tl = a.cmd(b"APPEND QR {%d+}\r\n" % len(msg) + msg)
+        m = re.search(rb"APPENDUID (\d+) (\d+)", tl)
+        uids.append(int(m.group(2)) if m else 0)
+    unt, tl = a.cmd("SELECT QR (QRESYNC (1 1))")
+    t.ok(tl.split(b" ")[1] == b"BAD", "SELECT (QRESYNC ...) before ENABLE QRESYNC: BAD", tl)
+    unt, tl = a.cmd("ENABLE QRESYNC")
+    t.ok(b"* ENABLED QRESYNC" in unt and tl.split(b" ")[1] == b"OK", "ENABLE QRESYNC", unt)
+    unt, tl = a.cmd("SELECT QR")
+    uv = int(re.search(rb"UIDVALIDITY (\d+)", b" ".join(unt)).group(1))
+    hms = int(re.search(rb"HIGHESTMODSEQ (\d+)", b" ".join(unt)).group(1))
+    # changes by another session: a flag, and two messages expunged
+    b = login(port)
+    b.cmd("SELECT QR")
+    b.cmd("UID STORE %d +FLAGS (\\Flagged)" % uids[1])
+    b.cmd("UID STORE %d,%d +FLAGS (\\Deleted)" % (uids[3], uids[4]))
+    unt, tl = b.cmd("EXPUNGE")
+    t.ok(untagged(unt, b"EXPUNGE") and not untagged(unt, b"VANISHED"),
+         "without QRESYNC: EXPUNGE responses", unt)
+    unt, tl = a.cmd("NOOP")
+    van = [l for l in unt if l.startswith(b"* VANISHED ")]
+    t.ok(van and sorted(uidset(van[0].split(b" ")[2])) == [uids[3], uids[4]] and not untagged(unt, b"EXPUNGE"),
+         "QRESYNC enabled: the other session's expunge comes as VANISHED, not EXPUNGE", unt)
+    a.cmd("LOGOUT")
+    a.close()
+    # a new session resyncs from what it knew (UIDVALIDITY, MODSEQ, UIDs)
+    c = login(port)
+    c.cmd("ENABLE QRESYNC")
+    unt, tl = c.cmd("SELECT QR (QRESYNC (%d %d %d:%d))" % (uv, hms, uids[0], uids[-1]))
+    van = [l for l in unt if l.startswith(b"* VANISHED (EARLIER) ")]
+    t.ok(van and sorted(uidset(van[0].split(b" ")[3])) == [uids[3], uids[4]],
+         "SELECT (QRESYNC): VANISHED (EARLIER) lists the two expunged UIDs", unt)
+    fl = untagged(unt, b"FETCH")
+    t.ok(len(fl) == 1 and (b"UID %d " % uids[1]) in fl[0] and b"\\Flagged" in fl[0] and b"MODSEQ" in fl[0],
+         "SELECT (QRESYNC): one FETCH, for the message whose flag changed, with UID and MODSEQ", fl)
+    t.ok(unt and van and unt.index(van[0]) < unt.index(fl[0]) if fl and van else False,
+         "VANISHED (EARLIER) comes before the FETCH responses", unt)
+    t.ok(tl.split(b" ")[1] == b"OK", "SELECT (QRESYNC) OK", tl)
+    # UID FETCH (CHANGEDSINCE VANISHED)
+    unt, tl = c.cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms)
+    van = [l for l in unt if l.startswith(b"* VANISHED (EARLIER) ")]
+    t.ok(van and set([uids[3], uids[4]]) <= set(uidset(van[0].split(b" ")[3])) and
+         len(untagged(unt, b"FETCH")) == 1, "UID FETCH (CHANGEDSINCE n VANISHED)", unt)
+    unt, tl = c.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+    t.ok(tl.split(b" ")[1] == b"BAD", "VANISHED without UID: BAD", tl)
+    # another UIDVALIDITY: nothing to resync, a plain SELECT
+    unt, tl = c.cmd("SELECT QR (QRESYNC (%d %d))" % (uv + 1, hms))
+    t.ok(b"* OK [CLOSED]" in b"\n".join(unt) and not [l for l in unt if l.startswith(b"* VANISHED")] and
+         not untagged(unt, b"FETCH"), "SELECT (QRESYNC) with another UIDVALIDITY: [CLOSED], no VANISHED, no FETCH",
+         unt)
+    caps = c.cmd("CAPABILITY")[0]
+    t.ok(caps and b" QRESYNC" in caps[0], "CAPABILITY lists QRESYNC", caps)
+    c.close()
+    b.close()
 t.done()
