@@ -6,6 +6,7 @@
  * back ends.
  */
 #include "imap_box.h"
+#include "imap_cache.h"
 #include "imap_parse.h"
 #include "mime.h"
 #include "util.h"
@@ -228,18 +229,48 @@ maildir_idate(struct imap_box *b, struct ibox_msg *m)
 	return 0;
 }
 
+static int meta_compute(struct imap_box *b, size_t i, unsigned what, struct buf *err);
+
 int
 ibox_meta(struct imap_box *b, size_t i, unsigned what, struct buf *err)
 {
 	struct ibox_msg *m;
-	struct mime_message *mm;
-	const char *p;
-	size_t n;
+	struct imap_cache *c = NULL;
+	struct buf base = BUF_INIT;
+	unsigned before;
 	int r;
 
 	if (i >= b->n)
 		return IBOX_GONE;
 	m = &b->msgs[i];
+	what &= IBOX_META_SIZE | IBOX_META_IDATE | IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE;
+	if (!(what & ~m->have))
+		return IBOX_OK;
+	/* the folder's cache first: what another session (or an earlier
+	 * one) worked out, keyed by the BASENAME, which names unchanging
+	 * content; whatever is worked out here goes into it */
+	if (b->maildir && b->priv && m->name && (c = ibox_maildir_cache(b))) {
+		imap_cache_base(m->name, &base);
+		(void)imap_cache_get(c, buf_str(&base), m);
+	}
+	before = m->have;
+	r = meta_compute(b, i, what, err);
+	m = &b->msgs[i];
+	if (c && r == IBOX_OK && m->have != before)
+		imap_cache_put(c, buf_str(&base), m);
+	buf_free(&base);
+	return r;
+}
+
+static int
+meta_compute(struct imap_box *b, size_t i, unsigned what, struct buf *err)
+{
+	struct ibox_msg *m = &b->msgs[i];
+	struct mime_message *mm;
+	const char *p;
+	size_t n;
+	int r;
+
 	if ((what & IBOX_META_IDATE) && !(m->have & IBOX_META_IDATE)) {
 		if (b->maildir && b->priv && m->name && maildir_idate(b, m) == 0)
 			m->have |= IBOX_META_IDATE;

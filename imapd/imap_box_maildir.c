@@ -7,10 +7,12 @@
  * and cur/.
  */
 #include "imap_box.h"
+#include "imap_cache.h"
 #include "imap_parse.h"
 #include "maildir.h"
 #include "mstore.h"
 #include "mstore_index.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@
 struct mdpriv {
 	struct mstore_index ix;
 	int ino;
+	struct imap_cache *cache;	/* loaded at the first FETCH that needs it */
 };
 
 static unsigned
@@ -233,11 +236,51 @@ ibox_maildir_store_many(struct imap_box *b, const size_t *idx, const unsigned *f
 	return r < 0 ? IBOX_ERR : IBOX_OK;
 }
 
+struct imap_cache *
+ibox_maildir_cache(struct imap_box *b)
+{
+	struct mdpriv *d = b->priv;
+
+	if (!d->cache)
+		d->cache = imap_cache_load(b->path);
+	return d->cache;
+}
+
+/* Write the cache when it grew, keeping only the folder's messages (so
+ * it cannot grow without end), and drop it from memory.  A cache that
+ * cannot be written (a read-only folder) is simply not kept. */
+static void
+save_cache(struct imap_box *b, struct mdpriv *d)
+{
+	struct buf base = BUF_INIT;
+	char **keep;
+	size_t i, k = 0;
+
+	if (!d->cache)
+		return;
+	keep = xcalloc(b->n + 1, sizeof(*keep));
+	for (i = 0; i < b->n; i++)
+		if (b->msgs[i].name) {
+			imap_cache_base(b->msgs[i].name, &base);
+			keep[k++] = xstrdup(buf_str(&base));
+		}
+	if (imap_cache_save(d->cache, b->path, keep, k) < 0 && errno != EACCES &&
+	    errno != EPERM && errno != EROFS)
+		msg_warn("%s%s: %s", b->path, IMAP_CACHE_FILE, strerror(errno));
+	for (i = 0; i < k; i++)
+		free(keep[i]);
+	free(keep);
+	buf_free(&base);
+	imap_cache_free(&d->cache);
+}
+
 void
 ibox_maildir_release(struct imap_box *b)
 {
 	struct mdpriv *d = b->priv;
 	size_t i;
+
+	save_cache(b, d);
 
 	/* the next sync reads the index file again, and gives every
 	 * message its file name back */
@@ -408,6 +451,7 @@ md_close(struct imap_box *b)
 
 	if (!d)
 		return;
+	save_cache(b, d);
 	if (d->ino >= 0)
 		close(d->ino);
 	mstore_index_close(&d->ix);

@@ -189,6 +189,45 @@ with Instance(users=["alice", "bob"], start=False) as h:
     c.ok("LOGOUT")
     c.close()
 
+    # the metadata cache (hermod-cache): written after a FETCH of
+    # ENVELOPE/BODYSTRUCTURE, the next session's answers are the same
+    # bytes, and a garbled or removed cache changes nothing
+    cache = os.path.join(h.maildir("alice"), "hermod-cache")
+    items = "UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY)"
+    c = login(port)
+    select(c)
+    first = c.cmd(items)
+    c.ok("LOGOUT")
+    c.close()
+    # written when the session closes the folder, after its LOGOUT reply
+    wait_until(lambda: os.path.exists(cache), 10)
+    t.ok(os.path.exists(cache) and open(cache, "rb").read(4) == b"HC1\n",
+         "a session that fetched ENVELOPE/BODYSTRUCTURE leaves hermod-cache", os.listdir(h.maildir("alice")))
+    c = login(port)
+    select(c)
+    again = c.cmd(items)
+    c.ok("LOGOUT")
+    c.close()
+    t.ok(first[0] and again == first, "from the cache: the same FETCH answers, byte for byte")
+    for what, content in (("garbled", b"HC1\nfoo 15 1 2 3 999999 0 0\n" + os.urandom(300)),
+                          ("forged lengths", b"HC1\n" + b"x 15 1 1 0 4 4 4\n(aa)(bb)(cc)\n" * 3)):
+        with open(cache, "wb") as f:
+            f.write(content)
+        c = login(port)
+        select(c)
+        got = c.cmd(items)
+        c.ok("LOGOUT")
+        c.close()
+        t.ok(got == first, "a %s cache: the answers are unchanged" % what)
+    os.unlink(cache)
+    c = login(port)
+    select(c)
+    got = c.cmd(items)
+    c.ok("LOGOUT")
+    c.close()
+    t.ok(got == first and wait_until(lambda: os.path.exists(cache), 10),
+         "cache removed: the same answers, and the cache is written again")
+
     # the UID index removed: rebuilt
     idx = os.path.join(h.maildir("alice"), "hermod-uidlist")
     t.ok(os.path.exists(idx), "INBOX has its index hermod-uidlist", os.listdir(h.maildir("alice")))
