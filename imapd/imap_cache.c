@@ -44,11 +44,7 @@ struct imap_cache {
 static size_t
 hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return (size_t)h;
+	return (size_t)hash_fnv1a(s, strlen(s));
 }
 
 static struct centry *

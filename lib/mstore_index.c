@@ -398,13 +398,7 @@ scan_free(struct scan *s)
 static uint64_t
 base_hash(const char *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	while (n--) {
-		h ^= (unsigned char)*p++;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return hash_fnv1a(p, n);
 }
 
 static const char *

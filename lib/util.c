@@ -591,3 +591,14 @@ release_memory(void)
 	malloc_trim(0);
 #endif
 }
+
+uint64_t
+hash_fnv1a(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t h = UINT64_C(14695981039346656037);
+
+	while (n--)
+		h = (h ^ *c++) * UINT64_C(1099511628211);
+	return h;
+}

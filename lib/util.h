@@ -68,6 +68,9 @@ void sane_fds(void);
  * session or a session's parent. */
 void release_memory(void);
 
+/* FNV-1a, 64 bits (for hash tables, never for security). */
+uint64_t hash_fnv1a(const void *p, size_t n);
+
 /* Time: microseconds since the epoch, and monotonic milliseconds. */
 int64_t now_us(void);
 int64_t mono_ms(void);
