@@ -845,15 +845,17 @@ sync_full(struct mstore_index *ix, struct buf *err, int ro)
 		/* what we parsed is what the stamp taken before stands for
 		 * (we hold the lock: nobody replaces the file meanwhile) */
 		fst_ok = fst_ok && pr == MIDX_PARSE_OK;
-	} else if (errno == EFBIG)
-		msg_warn("%s: larger than %ld bytes, rebuilt", buf_str(&path), MIDX_MAX_FILE);
-	else if (errno != ENOENT) {
+	} else if (errno == EFBIG) {
+		/* (the read-locked pass only finds out: the write pass says it) */
+		if (!ro)
+			msg_warn("%s: larger than %ld bytes, rebuilt", buf_str(&path), MIDX_MAX_FILE);
+	} else if (errno != ENOENT) {
 		buf_printf(err, "%s: read: %s", buf_str(&path), strerror(errno));
 		goto out;
 	}
 	if (pr != MIDX_PARSE_OK)
 		changed = 1;
-	if (pr == MIDX_PARSE_SALVAGED)
+	if (pr == MIDX_PARSE_SALVAGED && !ro)
 		msg_warn("%s: inconsistent entries dropped", buf_str(&path));
 	if (pr == MIDX_PARSE_BAD) {
 		/* no UID can be trusted: a new UIDVALIDITY, greater than any
@@ -867,7 +869,7 @@ sync_full(struct mstore_index *ix, struct buf *err, int ro)
 		f.uidvalidity = new_uidvalidity(floor);
 		f.uidnext = 1;
 		f.highestmodseq = 1;
-		if (data.len)
+		if (data.len && !ro)
 			msg_warn("%s: unusable, rebuilt with UIDVALIDITY %u", buf_str(&path),
 			    (unsigned)f.uidvalidity);
 	} else if (f.uidvalidity == ix->uidvalidity) {
