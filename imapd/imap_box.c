@@ -17,6 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static void msg_free(struct ibox_msg *m);
+static void unpack(struct imap_box *b);
+
 int
 ibox_open(struct imap_box *b, const char *path, int maildir, int readonly, struct buf *err)
 {
@@ -29,12 +32,14 @@ ibox_open(struct imap_box *b, const char *path, int maildir, int readonly, struc
 int
 ibox_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct buf *err)
 {
+	unpack(b);
 	return b->ops && b->ops->sync ? b->ops->sync(b, allow_expunge, ch, err) : IBOX_OK;
 }
 
 int
 ibox_load(struct imap_box *b, size_t i, const char **p, size_t *n, struct buf *err)
 {
+	unpack(b);
 	if (i >= b->n)
 		return IBOX_GONE;
 	return b->ops->load(b, i, p, n, err);
@@ -43,6 +48,7 @@ ibox_load(struct imap_box *b, size_t i, const char **p, size_t *n, struct buf *e
 int
 ibox_store(struct imap_box *b, size_t i, unsigned flags, const char *keywords, struct buf *err)
 {
+	unpack(b);
 	if (i >= b->n || b->msgs[i].expunged)
 		return IBOX_GONE;
 	if (!b->ops->store)
@@ -56,6 +62,7 @@ ibox_store_many(struct imap_box *b, const size_t *idx, const unsigned *flags,
 {
 	size_t k;
 
+	unpack(b);
 	if (b->maildir && b->ops && b->ops->store)
 		return ibox_maildir_store_many(b, idx, flags, keywords, n, res, err);
 	for (k = 0; k < n; k++) {
@@ -69,6 +76,7 @@ ibox_store_many(struct imap_box *b, const size_t *idx, const unsigned *flags,
 int
 ibox_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_changes *ch, struct buf *err)
 {
+	unpack(b);
 	if (!b->ops->expunge)
 		return IBOX_ERR;
 	return b->ops->expunge(b, uids, ch, err);
@@ -131,6 +139,31 @@ ibox_poll_changed(struct imap_box *b)
 	return changed;
 }
 
+/* A released box gets its full msgs[] back (without names and caches:
+ * the sync that follows gives the names back, FETCH the rest). */
+static void
+unpack(struct imap_box *b)
+{
+	size_t i;
+
+	if (!b->packed)
+		return;
+	b->msgs = xcalloc(b->n ? b->n : 1, sizeof(*b->msgs));
+	for (i = 0; i < b->n; i++) {
+		b->msgs[i].uid = b->packed[i].uid;
+		b->msgs[i].modseq = b->packed[i].modseq;
+		b->msgs[i].flags = b->packed[i].flags;
+		b->msgs[i].expunged = b->packed[i].expunged;
+	}
+	for (i = 0; i < b->npacked_kw; i++)
+		b->msgs[b->packed_kw[i].i].keywords = b->packed_kw[i].keywords;
+	free(b->packed);
+	free(b->packed_kw);
+	b->packed = NULL;
+	b->packed_kw = NULL;
+	b->npacked_kw = 0;
+}
+
 void
 ibox_release(struct imap_box *b)
 {
@@ -146,8 +179,28 @@ ibox_release(struct imap_box *b)
 		m->have &= ~(unsigned)(IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE);
 	}
 	buf_free(&b->mapbuf);
-	if (b->maildir && b->ops && b->priv)
+	if (b->maildir && b->ops && b->priv && !b->packed) {
 		ibox_maildir_release(b);
+		/* 16 bytes a message instead of msgs[] (a 10,000-message
+		 * folder's IDLE session is otherwise a megabyte of it) */
+		b->packed = xcalloc(b->n ? b->n : 1, sizeof(*b->packed));
+		for (i = 0; i < b->n; i++) {
+			b->packed[i].uid = b->msgs[i].uid;
+			b->packed[i].modseq = b->msgs[i].modseq;
+			b->packed[i].flags = (uint16_t)b->msgs[i].flags;
+			b->packed[i].expunged = (uint8_t)(b->msgs[i].expunged != 0);
+			if (b->msgs[i].keywords) {
+				b->packed_kw = xreallocarray(b->packed_kw, b->npacked_kw + 1,
+				    sizeof(*b->packed_kw));
+				b->packed_kw[b->npacked_kw].i = i;
+				b->packed_kw[b->npacked_kw++].keywords = b->msgs[i].keywords;
+				b->msgs[i].keywords = NULL;
+			}
+			msg_free(&b->msgs[i]);
+		}
+		free(b->msgs);
+		b->msgs = NULL;
+	}
 }
 
 static void
@@ -165,6 +218,7 @@ ibox_close(struct imap_box *b)
 {
 	size_t i;
 
+	unpack(b);
 	if (b->ops && b->ops->close)
 		b->ops->close(b);
 	for (i = 0; i < b->n; i++)
@@ -240,6 +294,7 @@ ibox_meta(struct imap_box *b, size_t i, unsigned what, struct buf *err)
 	unsigned before;
 	int r;
 
+	unpack(b);
 	if (i >= b->n)
 		return IBOX_GONE;
 	m = &b->msgs[i];
@@ -340,6 +395,7 @@ ibox_copy(struct imap_box *b, const size_t *idx, size_t n, const char *path, int
 	size_t k;
 	int r;
 
+	unpack(b);
 	for (k = 0; k < n; k++) {
 		struct ibox_append a;
 		struct ibox_msg *m;

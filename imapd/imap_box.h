@@ -96,6 +96,22 @@ struct imap_box {
 	void *priv;		/* back end state */
 	struct buf mapbuf;	/* the last message loaded (back ends may use it) */
 	char *stamp;		/* ibox_poll_changed's last look */
+	struct ibox_packed *packed;	/* ibox_release'd: msgs[] in short form */
+	struct ibox_packed_kw *packed_kw;	/* ... and the keywords of those that have some */
+	size_t npacked_kw;
+};
+
+/* A message of a released box: what a sync needs to tell changes. */
+struct ibox_packed {
+	uint64_t modseq;
+	uint32_t uid;
+	uint16_t flags;
+	uint8_t expunged;
+};
+
+struct ibox_packed_kw {
+	size_t i;		/* msgs[i] */
+	char *keywords;
 };
 
 /* Results */

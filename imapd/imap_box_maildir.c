@@ -137,6 +137,9 @@ md_load(struct imap_box *b, size_t i, const char **p, size_t *n, struct buf *err
 	struct ibox_msg *m = &b->msgs[i];
 	int tries, fd = -1;
 
+	/* no name: released in IDLE and gone from the folder since */
+	if (!m->name)
+		return IBOX_GONE;
 	for (tries = 0; tries < 2; tries++) {
 		struct mstore_index_msg *x;
 

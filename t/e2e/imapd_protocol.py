@@ -1004,4 +1004,35 @@ with Instance(users=["alice"], start=False) as h:
     t.ok(caps and b" QRESYNC" in caps[0], "CAPABILITY lists QRESYNC", caps)
     c.close()
     b.close()
+
+    # an IDLE session keeps only a short form of its view (ibox_release):
+    # changes during IDLE are told, and after DONE keywords, flags and
+    # the messages' contents are all there again
+    a = login(port)
+    a.cmd("SELECT QR")
+    a.cmd("FETCH 1:* (ENVELOPE BODYSTRUCTURE)")
+    a.cmd("STORE 1 +FLAGS ($Work)")
+    a.send(b"I1 IDLE\r\n")
+    t.ok(a.line().startswith(b"+"), "IDLE after FETCH and a keyword STORE")
+    b = login(port)
+    b.cmd("SELECT QR")
+    b.cmd("STORE 2 +FLAGS (\\Answered)")
+    msg = b"Subject: during idle\r\n\r\nnew\r\n"
+    b.cmd(b"APPEND QR {%d+}\r\n" % len(msg) + msg)
+    got = []
+    t0 = time.time()
+    while time.time() - t0 < 10 and not (any(b"EXISTS" in l for l in got) and any(b"FETCH" in l for l in got)):
+        got.append(a.line())
+    t.ok(any(re.match(rb"\* 2 FETCH \(FLAGS \(.*\\Answered", l) for l in got) and
+         any(re.match(rb"\* 5 EXISTS", l) for l in got), "in IDLE: the other session's flag change and new message", got)
+    a.send(b"DONE\r\n")
+    unt, tl = a.response("I1")
+    t.ok(tl.startswith(b"I1 OK"), "DONE", tl)
+    unt, tl = a.cmd("FETCH 1:5 (FLAGS BODY.PEEK[TEXT])")
+    fx = fetches(unt)
+    t.ok(len(fx) == 5 and b"$Work" in fx[1][b"FLAGS"] and b"\\Answered" in fx[2][b"FLAGS"] and
+         fx[5][b"BODY[TEXT]"] == b"new\r\n" and fx[1][b"BODY[TEXT]"] == b"body 0\r\n",
+         "after DONE: keywords, flags and every message's content", fx)
+    a.close()
+    b.close()
 t.done()
