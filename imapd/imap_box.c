@@ -203,6 +203,16 @@ ibox_release(struct imap_box *b)
 	}
 }
 
+void
+ibox_gone(struct imap_box *b, struct ibox_msg *m, size_t seq, struct ibox_changes *ch)
+{
+	ch->expunged[ch->nexpunged++] = (uint32_t)seq;
+	imap_seq_add(&ch->vanished, m->uid, m->uid);
+	if (m->flags & IBOX_RECENT)
+		b->recent--;
+	msg_free(m);
+}
+
 static void
 msg_free(struct ibox_msg *m)
 {

@@ -232,6 +232,11 @@ int ibox_copy(struct imap_box *b, const size_t *idx, size_t n, const char *path,
 
 /* ---- for the back ends only ---- */
 
+/* A sync found msgs[] entry m gone, at sequence number seq of the view
+ * being built: tell it (EXPUNGE and VANISHED), count \Recent down and
+ * free m. */
+void ibox_gone(struct imap_box *b, struct ibox_msg *m, size_t seq, struct ibox_changes *ch);
+
 /* imap_box_maildir.c (b->path, b->readonly set; fill the rest, set
  * b->ops and b->priv) */
 int ibox_maildir_open(struct imap_box *b, struct buf *err);

@@ -338,15 +338,7 @@ md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct b
 			nm[k++] = *m;
 			continue;
 		}
-		ch->expunged[ch->nexpunged++] = (uint32_t)(k + 1);
-		imap_seq_add(&ch->vanished, m->uid, m->uid);
-		if (m->flags & IBOX_RECENT)
-			b->recent--;
-		free(m->keywords);
-		free(m->name);
-		free(m->envelope);
-		free(m->bodystructure);
-		free(m->body);
+		ibox_gone(b, m, k + 1, ch);
 	}
 	free(b->msgs);
 	b->msgs = nm;

@@ -954,15 +954,7 @@ merge(struct imap_box *b, int allow_expunge, struct ibox_changes *ch)
 			nm[k++] = *m;
 			continue;
 		}
-		ch->expunged[ch->nexpunged++] = (uint32_t)(k + 1);
-		imap_seq_add(&ch->vanished, m->uid, m->uid);
-		if (m->flags & IBOX_RECENT)
-			b->recent--;
-		free(m->keywords);
-		free(m->name);
-		free(m->envelope);
-		free(m->bodystructure);
-		free(m->body);
+		ibox_gone(b, m, k + 1, ch);
 	}
 	free(b->msgs);
 	b->msgs = nm;
@@ -1293,6 +1285,25 @@ mb_store(struct imap_box *b, size_t i, unsigned flags, const char *keywords, str
 	return r;
 }
 
+/* The end of a change under the locks: a successful one makes its scan
+ * (and the file it describes) the box's; then the locks go. */
+static void
+end_change(struct mbpriv *d, struct mbox *mb, struct scan *s, int ok, int fd, int oldfd)
+{
+	if (ok) {
+		int o2 = -1;
+
+		adopt(d, s, fd, &o2);
+		fd = o2;
+	}
+	mbox_close(mb);
+	unlock_fd(d->fd);
+	if (fd >= 0)
+		close(fd);
+	if (oldfd >= 0)
+		close(oldfd);
+}
+
 static int
 mb_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_changes *ch, struct buf *err)
 {
@@ -1339,18 +1350,7 @@ mb_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_chang
 			r = rewrite(b->path, &s, keep, &fd, &oldfd, err);
 		}
 	}
-	if (r == IBOX_OK) {
-		int o2 = -1;
-
-		adopt(d, &s, fd, &o2);
-		fd = o2;
-	}
-	mbox_close(&mb);
-	unlock_fd(d->fd);
-	if (fd >= 0)
-		close(fd);
-	if (oldfd >= 0)
-		close(oldfd);
+	end_change(d, &mb, &s, r == IBOX_OK, fd, oldfd);
 	free(keep);
 	scan_free(&s);
 	if (r != IBOX_OK)
@@ -1468,18 +1468,7 @@ ibox_mbox_open(struct imap_box *b, struct buf *err)
 			}
 		}
 	}
-	if (r == IBOX_OK) {
-		int o2 = -1;
-
-		adopt(d, &s, fd, &o2);
-		fd = o2;
-	}
-	mbox_close(&mb);
-	unlock_fd(d->fd);
-	if (fd >= 0)
-		close(fd);
-	if (oldfd >= 0)
-		close(oldfd);
+	end_change(d, &mb, &s, r == IBOX_OK, fd, oldfd);
 	scan_free(&s);
 	if (r != IBOX_OK)
 		return r;
