@@ -18,6 +18,7 @@ import atexit
 import glob
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -92,15 +93,35 @@ _instances = []
 PORT_OFFSETS = (25, 65, 87, 110, 143, 222, 223, 269, 347, 993, 995)
 
 
-def free_port_base():
+def ephemeral_range():
+    """The kernel's range for the local ports of outgoing connections:
+    a listener put there may find its port taken by any client's socket
+    for a moment (CI failed so once), so test ports stay out of it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def random_port_base(step=100, span=100):
+    """A random multiple of step whose span ports lie in 10000-65000 and
+    outside the ephemeral range."""
+    lo, hi = ephemeral_range()
+    bases = [b for b in range(10000, 65000 - span, step) if b + span <= lo or b > hi]
+    return random.choice(bases)
+
+
+def free_port_base(offsets=PORT_OFFSETS):
     """A port base whose instance ports are all free on 127.0.0.1 now.
     Tests run in parallel (and other programs listen), so pick at random
     and check by binding each port."""
     import socket
     for _ in range(200):
-        base = random.randrange(20000, 64000, 100)
+        base = random_port_base()
         ok = True
-        for off in PORT_OFFSETS:
+        for off in offsets:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 s.bind(("127.0.0.1", base + off))
@@ -192,17 +213,47 @@ class Instance:
         return os.path.join(self.spool, "pid", "master.pid")
 
     def start(self, timeout=15):
-        self.logf = open(os.path.join(self.dir, "master.log"), "ab")
-        self.master = subprocess.Popen([prog("hermod"), "-C", self.dir, "start", "--foreground"],
-                                       stdout=self.logf, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=self.env(),
-                                       start_new_session=True)
-        ok = wait_until(lambda: self.running() and os.path.exists(os.path.join(self.spool, "private", "qmgr")), timeout)
-        if not ok:
-            raise RuntimeError("hermod did not start:\n" + self.log())
+        # Between free_port_base's check and the master's bind another
+        # test (or any client) may take a port; move and try again then.
+        for attempt in range(4):
+            logged = len(self.log())
+            self.logf = open(os.path.join(self.dir, "master.log"), "ab")
+            self.master = subprocess.Popen([prog("hermod"), "-C", self.dir, "start", "--foreground"],
+                                           stdout=self.logf, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, env=self.env(),
+                                           start_new_session=True)
+            ok = wait_until(lambda: self.running() and os.path.exists(os.path.join(self.spool, "private", "qmgr")), timeout)
+            if ok:
+                break
+            taken = "Address already in use" in self.log()[logged:]
+            self.stop()
+            if not taken or attempt == 3:
+                raise RuntimeError("hermod did not start:\n" + self.log())
+            self.rebase()
         # wait until the single-instance daemons are up
         wait_until(lambda: self.pids("qmgr") and self.pids("pickup"), timeout)
         return self
+
+    def rebase(self):
+        """Move every port of the instance (master.conf, hermod.conf and
+        any int attribute tests derived from the base) to a new base."""
+        old = self.port_base
+        used = set(range(100))
+        new = free_port_base(sorted(used))
+        shift = lambda m: "%s%d" % (m.group(1), new + int(m.group(2)) - old)
+        pat = re.compile(r"([:= ])(%s)\b" % "|".join(str(old + o) for o in sorted(used, reverse=True)))
+        for name in os.listdir(self.dir):
+            path = os.path.join(self.dir, name)
+            if not (name.endswith(".conf") and os.path.isfile(path)):
+                continue
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(pat.sub(shift, text))
+        for k, v in list(vars(self).items()):
+            if isinstance(v, int) and not isinstance(v, bool) and old <= v < old + 100:
+                setattr(self, k, new + v - old)
+        self.port_base = new
 
     def running(self):
         return self.hermod("status", check=False).returncode == 0

@@ -264,10 +264,10 @@ class Receiver:
 
 def free_port(hosts):
     """A TCP port free on every address in hosts (127.0.0.x)."""
-    import random
     import socket
+    from hermodtest import random_port_base
     for _ in range(200):
-        port = random.randrange(20000, 60000)
+        port = random_port_base(step=1, span=1)
         ok = True
         for h in hosts:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
