@@ -139,34 +139,44 @@ ibox_poll_changed(struct imap_box *b)
 	return changed;
 }
 
-/* A released box gets its full msgs[] back (without names and caches:
- * the sync that follows gives the names back, FETCH the rest). */
+/* A released box gets its full msgs[] back (without names, MODSEQs and
+ * caches: the sync that follows gives the names and MODSEQs back, FETCH
+ * the rest). */
 static void
 unpack(struct imap_box *b)
 {
-	size_t i;
+	struct ibox_packed *pk = b->packed;
+	size_t i = 0, r;
 
-	if (!b->packed)
+	if (!pk)
 		return;
 	b->msgs = xcalloc(b->n ? b->n : 1, sizeof(*b->msgs));
-	for (i = 0; i < b->n; i++) {
-		b->msgs[i].uid = b->packed[i].uid;
-		b->msgs[i].modseq = b->packed[i].modseq;
-		b->msgs[i].flags = b->packed[i].flags;
-		b->msgs[i].expunged = b->packed[i].expunged;
+	for (r = 0; r < pk->nruns; r++) {
+		uint32_t k;
+
+		for (k = 0; k < pk->runs[r].count && i < b->n; k++, i++)
+			b->msgs[i].uid = pk->runs[r].first + k;
 	}
-	for (i = 0; i < b->npacked_kw; i++)
-		b->msgs[b->packed_kw[i].i].keywords = b->packed_kw[i].keywords;
-	free(b->packed);
-	free(b->packed_kw);
+	for (i = 0; i < b->n; i++) {
+		unsigned v = pk->bits[i];
+
+		b->msgs[i].flags = (v & IBOX_PK_FLAGS) | (v & IBOX_PK_RECENT ? IBOX_RECENT : 0);
+		b->msgs[i].expunged = (v & IBOX_PK_EXPUNGED) != 0;
+	}
+	for (i = 0; i < pk->nkw; i++)
+		b->msgs[pk->kw[i].i].keywords = pk->kw[i].keywords;
+	b->modseq_floor = pk->floor;
+	free(pk->runs);
+	free(pk->bits);
+	free(pk->kw);
+	free(pk);
 	b->packed = NULL;
-	b->packed_kw = NULL;
-	b->npacked_kw = 0;
 }
 
 void
 ibox_release(struct imap_box *b)
 {
+	struct ibox_packed *pk;
 	size_t i;
 
 	for (i = 0; i < b->n; i++) {
@@ -179,28 +189,38 @@ ibox_release(struct imap_box *b)
 		m->have &= ~(unsigned)(IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE);
 	}
 	buf_free(&b->mapbuf);
-	if (b->maildir && b->ops && b->priv && !b->packed) {
-		ibox_maildir_release(b);
-		/* 16 bytes a message instead of msgs[] (a 10,000-message
-		 * folder's IDLE session is otherwise a megabyte of it) */
-		b->packed = xcalloc(b->n ? b->n : 1, sizeof(*b->packed));
-		for (i = 0; i < b->n; i++) {
-			b->packed[i].uid = b->msgs[i].uid;
-			b->packed[i].modseq = b->msgs[i].modseq;
-			b->packed[i].flags = (uint16_t)b->msgs[i].flags;
-			b->packed[i].expunged = (uint8_t)(b->msgs[i].expunged != 0);
-			if (b->msgs[i].keywords) {
-				b->packed_kw = xreallocarray(b->packed_kw, b->npacked_kw + 1,
-				    sizeof(*b->packed_kw));
-				b->packed_kw[b->npacked_kw].i = i;
-				b->packed_kw[b->npacked_kw++].keywords = b->msgs[i].keywords;
-				b->msgs[i].keywords = NULL;
-			}
-			msg_free(&b->msgs[i]);
+	if (!b->maildir || !b->ops || !b->priv || b->packed)
+		return;
+	ibox_maildir_release(b);
+	/* about a byte a message instead of msgs[] (a 10,000-message
+	 * folder's IDLE session is otherwise a megabyte of it) */
+	pk = xcalloc(1, sizeof(*pk));
+	pk->bits = xcalloc(b->n ? b->n : 1, 1);
+	pk->floor = b->highestmodseq;
+	for (i = 0; i < b->n; i++) {
+		struct ibox_msg *m = &b->msgs[i];
+
+		if (!pk->nruns || m->uid != pk->runs[pk->nruns - 1].first + pk->runs[pk->nruns - 1].count) {
+			if (!(pk->nruns & (pk->nruns - 1)))
+				pk->runs = xreallocarray(pk->runs, pk->nruns ? pk->nruns * 2 : 1,
+				    sizeof(*pk->runs));
+			pk->runs[pk->nruns].first = m->uid;
+			pk->runs[pk->nruns++].count = 0;
 		}
-		free(b->msgs);
-		b->msgs = NULL;
+		pk->runs[pk->nruns - 1].count++;
+		pk->bits[i] = (uint8_t)((m->flags & IBOX_PK_FLAGS) | (m->flags & IBOX_RECENT ? IBOX_PK_RECENT : 0) |
+		    (m->expunged ? IBOX_PK_EXPUNGED : 0));
+		if (m->keywords) {
+			pk->kw = xreallocarray(pk->kw, pk->nkw + 1, sizeof(*pk->kw));
+			pk->kw[pk->nkw].i = i;
+			pk->kw[pk->nkw++].keywords = m->keywords;
+			m->keywords = NULL;
+		}
+		msg_free(m);
 	}
+	free(b->msgs);
+	b->msgs = NULL;
+	b->packed = pk;
 }
 
 void

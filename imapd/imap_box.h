@@ -87,6 +87,7 @@ struct imap_box {
 	int readonly;		/* EXAMINE, or the files are not writable */
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
+	uint64_t modseq_floor;	/* unpacked: msgs[] without MODSEQs, each at most this */
 	int nomodseq;
 	struct ibox_msg *msgs;	/* the session's view; msgs[i] is sequence number i + 1 */
 	size_t n;
@@ -96,23 +97,28 @@ struct imap_box {
 	void *priv;		/* back end state */
 	struct buf mapbuf;	/* the last message loaded (back ends may use it) */
 	char *stamp;		/* ibox_poll_changed's last look */
-	struct ibox_packed *packed;	/* ibox_release'd: msgs[] in short form */
-	struct ibox_packed_kw *packed_kw;	/* ... and the keywords of those that have some */
-	size_t npacked_kw;
+	/* ibox_release'd (Maildir): msgs[] in short form, about a byte a
+	 * message, unpacked at the next box operation */
+	struct ibox_packed *packed;
 };
 
-/* A message of a released box: what a sync needs to tell changes. */
+/* A released box's view: what a sync needs to tell the changes.  UIDs
+ * as runs (a folder's UIDs are mostly consecutive); per message one byte
+ * of IBOX_PK_* bits; MODSEQs not at all: each message's was at most
+ * floor, the HIGHESTMODSEQ told, and a sync after the unpack takes the
+ * index's without telling it when it is still at most floor (a change
+ * since has a higher one). */
 struct ibox_packed {
-	uint64_t modseq;
-	uint32_t uid;
-	uint16_t flags;
-	uint8_t expunged;
+	struct { uint32_t first, count; } *runs;
+	size_t nruns;
+	uint8_t *bits;
+	uint64_t floor;
+	struct { size_t i; char *keywords; } *kw;	/* msgs[i] has keywords */
+	size_t nkw;
 };
-
-struct ibox_packed_kw {
-	size_t i;		/* msgs[i] */
-	char *keywords;
-};
+#define IBOX_PK_FLAGS		0x1f	/* IMAP_FLAG_* */
+#define IBOX_PK_RECENT		0x20
+#define IBOX_PK_EXPUNGED	0x40
 
 /* Results */
 #define IBOX_OK		0

@@ -322,6 +322,10 @@ md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct b
 		if (j < ix->n && ix->msgs[j].uid == m->uid) {
 			const struct mstore_index_msg *x = &ix->msgs[j];
 
+			/* an unpacked view (modseq 0) takes the MODSEQs it
+			 * was told without telling them again */
+			if (!m->modseq && x->modseq <= b->modseq_floor)
+				m->modseq = x->modseq;
 			if (x->modseq != m->modseq || to_imap(x->flags) != (m->flags & ~IBOX_RECENT) ||
 			    !same_str(x->keywords, m->keywords)) {
 				set_from_ix(m, x);
@@ -358,6 +362,7 @@ md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct b
 		imap_seq_normalize(&ch->vanished);
 	b->uidnext = ix->uidnext;
 	b->highestmodseq = ix->highestmodseq;
+	b->modseq_floor = 0;
 	if (ch->exists || ch->nchanged)
 		make_kwlist(b);
 	return IBOX_OK;

@@ -1035,4 +1035,40 @@ with Instance(users=["alice"], start=False) as h:
          "after DONE: keywords, flags and every message's content", fx)
     a.close()
     b.close()
+    # the short form keeps UIDs as runs and no MODSEQs: after an IDLE in
+    # a folder with a hole in its UIDs, UIDs and MODSEQs are as before,
+    # and only the message changed meanwhile was told
+    a = login(port)
+    a.cmd("SELECT QR (CONDSTORE)")
+    for k in range(2):
+        m2 = b"Subject: gap %d\r\n\r\ngap\r\n" % k
+        a.cmd(b"APPEND QR {%d+}\r\n" % len(m2) + m2)
+    a.cmd("NOOP")
+    a.cmd("STORE 6 +FLAGS.SILENT (\\Deleted)")
+    a.cmd("EXPUNGE")
+    unt, _ = a.cmd("FETCH 1:* (UID MODSEQ FLAGS)")
+    before = {n: (d[b"UID"], d[b"MODSEQ"]) for n, d in fetches(unt).items()}
+    uids = [int(before[n][0]) for n in sorted(before)]
+    t.ok(len(before) == 6 and any(y - x > 1 for x, y in zip(uids, uids[1:])), "a folder with a hole in its UIDs", before)
+    a.send(b"I2 IDLE\r\n")
+    t.ok(a.line().startswith(b"+"), "IDLE (CONDSTORE, UIDs with a hole)")
+    b = login(port)
+    b.cmd("SELECT QR")
+    b.cmd("STORE 3 +FLAGS (\\Flagged)")
+    got = []
+    t0 = time.time()
+    while time.time() - t0 < 10 and not any(b"FETCH" in l for l in got):
+        got.append(a.line())
+    a.send(b"DONE\r\n")
+    unt, tl = a.response("I2")
+    got += unt
+    told = sorted(fetches(got))
+    t.is_(told, [3], "in IDLE: only the changed message is told", got)
+    unt, tl = a.cmd("FETCH 1:* (UID MODSEQ)")
+    after = {n: (d[b"UID"], d[b"MODSEQ"]) for n, d in fetches(unt).items()}
+    same = all(after.get(n) == before[n] for n in before if n != 3)
+    t.ok(same and after[3][0] == before[3][0] and int(after[3][1][0]) > int(before[3][1][0]),
+         "after DONE: every UID and MODSEQ as before, the changed one's higher", (before, after))
+    a.close()
+    b.close()
 t.done()
