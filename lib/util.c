@@ -8,9 +8,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #ifdef __GLIBC__
 #include <malloc.h>
+#include <pwd.h>
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,6 +592,19 @@ release_memory(void)
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
+}
+
+void
+nss_preload(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+	gid_t g[16];
+	int n = 16;
+
+	if (pw)
+		(void)getgrouplist(user, pw->pw_gid, g, &n);
+	endpwent();
+	endgrent();
 }
 
 uint64_t

@@ -68,6 +68,11 @@ void sane_fds(void);
  * session or a session's parent. */
 void release_memory(void);
 
+/* Load the passwd and group NSS modules now (a look-up of user and of
+ * its groups), in a process whose children will look users up: what is
+ * loaded before the fork is shared, not loaded again in each child. */
+void nss_preload(const char *user);
+
 /* FNV-1a, 64 bits (for hash tables, never for security). */
 uint64_t hash_fnv1a(const void *p, size_t n);
 
