@@ -180,6 +180,10 @@ check_login(struct lsess *s, const char *tag, const char *user, const char *pass
 		buf_printf(&s->out, "%s NO [UNAVAILABLE] Authentication service unavailable, try again later\r\n", tag);
 		return 0;
 	}
+	if (r == ACCESS_USER_LIMIT) {
+		buf_printf(&s->out, "%s NO [LIMIT] Too many sessions of this user (imap_max_connections_per_user)\r\n", tag);
+		return 0;
+	}
 	if (r != AUTHC_OK) {
 		msg_info("client %s: user=<%s>: authentication failed", s->o->client, user);
 		/* slow down password guessing; the parent counts too */

@@ -20,6 +20,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -224,6 +225,61 @@ mail_child(int data, const struct access_opts *o, struct auth_user *au, int tls)
 	_exit(0);
 }
 
+/*
+ * PREFIX_max_connections_per_user: a session holds one of its user's
+ * slots, QUEUE/pid/sessions/PREFIX.HASH.K for K below the cap, by an
+ * flock that its mail process inherits, so the kernel drops it when
+ * that process ends, however it ends: no count can go stale.  Sessions
+ * of every listener of the daemon (imap and imaps), of every service
+ * process and of inetd count together.  HASH is FNV-1a of the user name
+ * (two users whose names collide would share a cap).  Returns the
+ * descriptor; -1 when every slot is taken; -2 when the cap is off or
+ * the slots cannot be looked at (said in the log: the session goes on
+ * rather than fail every login).
+ */
+static int
+user_slot(const char *user)
+{
+	struct buf key = BUF_INIT, path = BUF_INIT;
+	long long max, k;
+	int fd = -2;
+
+	buf_printf(&key, "%s_max_connections_per_user", dmn->prefix);
+	max = conf_int(buf_str(&key));
+	buf_free(&key);
+	if (max <= 0)
+		return -2;
+	conf_queue_path(&path, "pid/sessions");
+	if (mkdir(buf_str(&path), 0700) < 0 && errno != EEXIST) {
+		msg_warn("%s: mkdir: %s (no per-user cap)", buf_str(&path), strerror(errno));
+		buf_free(&path);
+		return -2;
+	}
+	for (k = 0; k < max; k++) {
+		buf_reset(&path);
+		conf_queue_path(&path, "pid/sessions/");
+		buf_printf(&path, "%s.%016llx.%lld", dmn->prefix,
+		    (unsigned long long)hash_fnv1a(user, strlen(user)), k);
+		if ((fd = open(buf_str(&path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+			msg_warn("%s: open: %s (no per-user cap)", buf_str(&path), strerror(errno));
+			fd = -2;
+			break;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK) {
+			msg_warn("%s: flock: %s (no per-user cap)", buf_str(&path), strerror(errno));
+			close(fd);
+			fd = -2;
+			break;
+		}
+		close(fd);
+		fd = -1;
+	}
+	buf_free(&path);
+	return fd;
+}
+
 /* A credential field from the login process: bounded, no NUL. */
 static int
 cred_ok(const struct proto_msg *m, size_t i)
@@ -244,7 +300,7 @@ monitor(int ctl, int data, const struct access_opts *o)
 	const char *res;
 	long fails = 0, limit = conf_int("auth_failure_limit");
 	pid_t pid = -1;
-	int r, tls;
+	int r, tls, slot = -2;
 
 	for (;;) {
 		proto_msg_init(&m);
@@ -271,6 +327,12 @@ monitor(int ctl, int data, const struct access_opts *o)
 			auth_user_free(&au);
 			r = AUTHC_FAIL;
 		}
+		if (r == AUTHC_OK && (slot = user_slot(au.name)) == -1) {
+			msg_warn("client %s: user=<%s>: refused: %s_max_connections_per_user sessions "
+			    "of this user already", o->client, au.name, dmn->prefix);
+			auth_user_free(&au);
+			r = ACCESS_USER_LIMIT;
+		}
 		if (r == AUTHC_OK) {
 			if ((pid = fork()) < 0) {
 				msg_error("fork: %s", strerror(errno));
@@ -279,8 +341,12 @@ monitor(int ctl, int data, const struct access_opts *o)
 				close(ctl);
 				mail_child(data, o, &au, tls);
 			}
+			/* the mail process holds the slot (and only it) */
+			if (slot >= 0)
+				close(slot);
 		}
-		res = r == AUTHC_OK ? "ok" : r == AUTHC_FAIL ? "fail" : "tempfail";
+		res = r == AUTHC_OK ? "ok" : r == AUTHC_FAIL ? "fail" : r == ACCESS_USER_LIMIT ? "limit" :
+		    "tempfail";
 		if (proto_send_strs(ctl, PROTO_AUTH_REPLY, res, r == AUTHC_OK ? au.name : "", (char *)NULL) < 0 &&
 		    r != AUTHC_OK)
 			return -1;
@@ -596,6 +662,8 @@ access_ask_parent(int ctl, const char *user, const char *pass, int tls)
 			ret = AUTHC_OK;
 		else if (!strcmp(res, "fail"))
 			ret = AUTHC_FAIL;
+		else if (!strcmp(res, "limit"))
+			ret = ACCESS_USER_LIMIT;
 	}
 	proto_msg_free(&m);
 	return ret;

@@ -50,7 +50,10 @@ int access_main(const struct access_daemon *d, int argc, char **argv);
 /* Longest user name / password the parent accepts from a login process. */
 #define ACCESS_MAX_CRED	1024
 
-/* Login process: ask the parent; AUTHC_OK, AUTHC_FAIL or AUTHC_TEMPFAIL. */
+/* Login process: ask the parent; AUTHC_OK, AUTHC_FAIL, AUTHC_TEMPFAIL or
+ * ACCESS_USER_LIMIT (the password was right, but the user has
+ * PREFIX_max_connections_per_user sessions already). */
+#define ACCESS_USER_LIMIT	(-2)
 int access_ask_parent(int ctl, const char *user, const char *pass, int tls);
 
 /* Login process, after a successful login: give the mail process the

@@ -164,6 +164,7 @@ static const struct param params[] = {
 	{ "pop3_tls_wrappermode", "no", "Implicit TLS from the first byte (port 995)." },
 	{ "pop3_max_connections", "1000", "POP3 sessions of one listener at once; a client past it gets -ERR [SYS/TEMP] and is disconnected (0: no limit)." },
 	{ "pop3_max_connections_per_ip", "100", "POP3 sessions from one client address at once (0: no limit)." },
+	{ "pop3_max_connections_per_user", "10", "POP3 sessions of one user at once, over every listener; past it a correct login gets -ERR [IN-USE] (0: no limit)." },
 	{ "imap_plaintext_auth", "loopback", "LOGIN and AUTHENTICATE PLAIN before TLS: no, loopback (only for loopback clients), yes; LOGINDISABLED is advertised where they are refused." },
 	{ "imap_tls_cert_file", "$tls_cert_file", "imapd's certificate." },
 	{ "imap_tls_key_file", "$tls_key_file", "imapd's private key." },
@@ -179,6 +180,7 @@ static const struct param params[] = {
 	{ "imap_error_limit", "20", "Bad commands in a row after which imapd says BYE and disconnects." },
 	{ "imap_max_connections", "2000", "IMAP sessions of one listener at once; a client past it gets * BYE [UNAVAILABLE] and is disconnected (0: no limit)." },
 	{ "imap_max_connections_per_ip", "100", "IMAP sessions from one client address at once (0: no limit)." },
+	{ "imap_max_connections_per_user", "50", "IMAP sessions of one user at once, over imap, imaps and inetd; past it a correct login gets NO [LIMIT] (0: no limit)." },
 	{ "imap_command_rate_limit", "10000", "Commands per second a session may send; past it imapd answers NO and disconnects after imap_error_limit such answers (0: no limit)." },
 	{ "imap_folder_directory", "~/Maildir", "The Maildir++ root of the folders other than INBOX for users whose INBOX is an mbox file." },
 	{ NULL, NULL, NULL }

@@ -320,6 +320,10 @@ login(struct sess *s, const char *user, const char *pass)
 		reply(s, "-ERR [SYS/TEMP] Authentication service unavailable, try again later");
 		return;
 	}
+	if (r == ACCESS_USER_LIMIT) {
+		reply(s, "-ERR [IN-USE] Too many sessions of this user (pop3_max_connections_per_user)");
+		return;
+	}
 	if (r != AUTHC_OK) {
 		s->fails++;
 		msg_info("client %s: user=<%s>: authentication failed", s->o->client, user);

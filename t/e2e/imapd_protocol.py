@@ -19,6 +19,7 @@ import datetime
 import imaplib
 import os
 import re
+import signal
 import socket
 import ssl
 import time
@@ -939,6 +940,64 @@ with Instance(users=["alice"], start=False,
         except (OSError, EOFError):
             ok.append(False)
     t.ok(all(ok), "after all closed, three sessions again", ok)
+# imap_max_connections_per_user: a user's sessions over imap and imaps
+# together; a correct login past the cap gets NO [LIMIT] (not counted as
+# an authentication failure), other users are not affected, and a place
+# comes back when a session ends, also one killed with SIGKILL
+with Instance(users=["alice", "bob"], start=False, conf={"imap_max_connections_per_user": "2"}) as h:
+    enable_imap(h)
+    h.start()
+    port = h.port_base + 143
+    sport = h.port_base + 993
+    wait_until(lambda: h.pids("imap"), 10)
+    a1 = login(port)
+    s1 = tls_ctx().wrap_socket(socket.create_connection(("127.0.0.1", sport), timeout=15))
+    a2 = Raw(sock=s1)
+    a2.line()
+    r = a2.ok("LOGIN alice secret")
+    t.ok(r.startswith(b"OK"), "per-user cap 2: the 2nd session (imaps) logs in", r)
+    a3 = Raw(port)
+    a3.line()
+    for k in range(3):
+        r = a3.ok("LOGIN alice secret")
+        t.ok(r.startswith(b"NO [LIMIT]"), "3rd session of alice (try %d): NO [LIMIT]" % (k + 1), r)
+    t.ok(not a3.closed(), "NO [LIMIT] is no authentication failure: the session stays")
+    t.ok("imap_max_connections_per_user sessions of this user already" in h.log(), "the refusal is logged")
+    b1 = login(port, user="bob")
+    r = b1.ok("SELECT INBOX")
+    t.ok(r.startswith(b"OK"), "another user is not affected", r)
+    a2.close()
+    a1.cmd("LOGOUT")
+    a1.close()
+    ok = False
+    for _ in range(50):
+        r = a3.ok("LOGIN alice secret")
+        if r.startswith(b"OK"):
+            ok = True
+            break
+        time.sleep(0.1)
+    t.ok(ok, "after the other sessions end, the 3rd logs in", r)
+    p0 = set(h.pids(None))
+    a4 = login(port)
+    time.sleep(0.3)
+    a4pids = set(h.pids(None)) - p0
+    a5 = Raw(port)
+    a5.line()
+    r = a5.ok("LOGIN alice secret")
+    t.ok(r.startswith(b"NO [LIMIT]"), "cap reached again: NO [LIMIT]", r)
+    t.ok(len(a4pids) == 1, "one process holds the new session", a4pids)
+    for p in a4pids:
+        os.kill(p, signal.SIGKILL)
+    ok = False
+    for _ in range(50):
+        r = a5.ok("LOGIN alice secret")
+        if r.startswith(b"OK"):
+            ok = True
+            break
+        time.sleep(0.1)
+    t.ok(ok, "a session killed with SIGKILL frees its place", r)
+    for x in (a3, a4, a5, b1):
+        x.close()
 # QRESYNC (RFC 7162): resync of a client's cache after changes made by
 # another session, VANISHED instead of EXPUNGE once enabled
 with Instance(users=["alice"], start=False) as h:

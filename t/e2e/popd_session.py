@@ -716,4 +716,39 @@ if os.geteuid() == 0:
         t.ok(c.cmd("STAT").startswith(b"+OK 1 "), "system user: STAT sees the mbox")
         t.ok(c.cmd("QUIT").startswith(b"+OK"), "system user: QUIT")
         c.close()
+# pop3_max_connections_per_user: past the cap a correct login gets
+# -ERR [IN-USE] naming the cap (before the maildrop lock is even tried),
+# other users are served, and the place comes back with the session's end
+with Instance(users=["alice", "bob"], start=False, conf={"pop3_max_connections_per_user": "1"}) as h:
+    enable_pop3(h)
+    h.start()
+    wait_until(lambda: h.pids("pop3"), 10)
+    port = h.port_base + 110
+    p1 = poplib.POP3("127.0.0.1", port, timeout=15)
+    p1.user("alice")
+    p1.pass_("secret")
+    p2 = poplib.POP3("127.0.0.1", port, timeout=15)
+    p2.user("alice")
+    try:
+        r = p2.pass_("secret")
+        t.ok(False, "per-user cap 1: the 2nd session of alice is refused", r)
+    except poplib.error_proto as e:
+        t.ok("[IN-USE]" in str(e) and "pop3_max_connections_per_user" in str(e),
+             "per-user cap 1: the 2nd session of alice gets -ERR [IN-USE] naming the cap", e)
+    pb = poplib.POP3("127.0.0.1", port, timeout=15)
+    pb.user("bob")
+    t.ok(pb.pass_("secret").startswith(b"+OK"), "per-user cap: bob is served")
+    pb.quit()
+    p1.quit()
+    ok = None
+    for _ in range(50):
+        try:
+            p2.user("alice")
+            ok = p2.pass_("secret")
+            break
+        except poplib.error_proto as e:
+            ok = e
+            time.sleep(0.1)
+    t.ok(isinstance(ok, bytes) and ok.startswith(b"+OK"), "after the 1st session's QUIT the 2nd logs in", ok)
+    p2.quit()
 t.done()
