@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "imap_session.h"
+#include "imap_compress.h"
 #include "imap_box.h"
 #include "imap_fetch.h"
 #include "imap_folder.h"
@@ -52,6 +53,8 @@ struct sess {
 	struct buf idle_tag;
 	int64_t rate_start;
 	long rate_n;
+	struct imap_compress *z;	/* COMPRESS=DEFLATE once active */
+	struct buf zraw, zout;		/* its wire bytes, in and out */
 };
 
 /* ---- capabilities ---------------------------------------------------- */
@@ -68,7 +71,7 @@ imap_capabilities(struct buf *out, int state, int starttls, int logindisabled)
 	}
 	buf_adds(out, " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
 	    " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE QRESYNC SORT THREAD=ORDEREDSUBJECT"
-	    " THREAD=REFERENCES BINARY UTF8=ACCEPT WITHIN");
+	    " THREAD=REFERENCES BINARY UTF8=ACCEPT WITHIN COMPRESS=DEFLATE");
 	if (conf_int("message_size_limit") > 0)
 		buf_printf(out, " APPENDLIMIT=%lld", (long long)conf_int("message_size_limit"));
 }
@@ -101,7 +104,17 @@ flush_out(struct sess *s)
 {
 	int r = 0;
 
-	if (s->out.len && !s->werr)
+	if (s->out.len && !s->werr && s->z) {
+		r = imap_compress_deflate(s->z, s->out.data, s->out.len, &s->zout);
+		if (r < 0)
+			msg_warn("user=<%s>: deflate failed", s->au->name);
+		else
+			r = write_full(s->fd, s->zout.data, s->zout.len);
+		/* a large response's buffer is not kept for an IDLE */
+		if (s->zout.cap > OUT_FLUSH * 2)
+			buf_free(&s->zout);
+		buf_reset(&s->zout);
+	} else if (s->out.len && !s->werr)
 		r = write_full(s->fd, s->out.data, s->out.len);
 	buf_reset(&s->out);
 	if (r < 0)
@@ -1067,6 +1080,24 @@ handle(struct sess *s, struct imap_cmd *c)
 	case IMAP_CMD_APPEND:
 		do_append(s, c);
 		break;
+	case IMAP_CMD_COMPRESS:
+		/* RFC 4978: both sides compress from right after the OK */
+		if (s->z)
+			tagged(s, c->tag, "NO", "[COMPRESSIONACTIVE] DEFLATE is active already");
+		else if (!(s->z = imap_compress_new()))
+			tagged(s, c->tag, "NO", "[UNAVAILABLE] Cannot start compression");
+		else {
+			struct imap_compress *z = s->z;
+
+			s->z = NULL;
+			tagged(s, c->tag, "OK", "DEFLATE active");
+			flush_out(s);
+			s->z = z;
+			/* what the client sent after the command is compressed */
+			imap_compress_feed(z, s->in.data ? s->in.data : "", s->in.len);
+			buf_reset(&s->in);
+		}
+		break;
 	case IMAP_CMD_IDLE:
 		buf_adds(&s->out, "+ idling\r\n");
 		buf_sets(&s->idle_tag, c->tag);
@@ -1130,7 +1161,7 @@ idle_release(struct sess *s)
 /* 0 got bytes, -1 EOF/error, -2 idle timeout; while idling, mailbox
  * changes are told as they come. */
 static int
-fill(struct sess *s)
+fill_raw(struct sess *s, struct buf *in)
 {
 	ssize_t r;
 	int64_t end = mono_ms() + s->idle_ms;
@@ -1174,17 +1205,42 @@ fill(struct sess *s)
 	}
 	/* straight into the input buffer: a 64 KB array on the stack stayed
 	 * in every IDLE session's memory */
-	buf_reserve(&s->in, 16384);
+	buf_reserve(in, 16384);
 	do
-		r = read(s->fd, s->in.data + s->in.len, s->in.cap - s->in.len - 1);
+		r = read(s->fd, in->data + in->len, in->cap - in->len - 1);
 	while (r < 0 && errno == EINTR);
 	if (r <= 0) {
 		s->in_eof = r == 0;
 		return -1;
 	}
-	s->in.len += (size_t)r;
-	s->in.data[s->in.len] = '\0';
+	in->len += (size_t)r;
+	in->data[in->len] = '\0';
 	return 0;
+}
+
+/* Like fill_raw into s->in, through inflate once COMPRESS is active: at
+ * most 16 KB of commands a time, however well they compress. */
+static int
+fill(struct sess *s)
+{
+	for (;;) {
+		long k;
+		int r;
+
+		if (!s->z)
+			return fill_raw(s, &s->in);
+		if ((k = imap_compress_inflate(s->z, &s->in, 16384)) < 0) {
+			msg_warn("user=<%s>: client %s: compressed input is not DEFLATE", s->au->name,
+			    s->o->client);
+			return -1;
+		}
+		if (k > 0)
+			return 0;
+		if ((r = fill_raw(s, &s->zraw)) < 0)
+			return r;
+		imap_compress_feed(s->z, s->zraw.data, s->zraw.len);
+		buf_reset(&s->zraw);
+	}
 }
 
 static int
@@ -1337,6 +1393,9 @@ imap_mail(int data, const struct access_opts *o, struct auth_user *au, int tls)
 	buf_free(&s.in);
 	buf_free(&s.out);
 	buf_free(&s.idle_tag);
+	buf_free(&s.zraw);
+	buf_free(&s.zout);
+	imap_compress_free(&s.z);
 	buf_free(&meta);
 	auth_user_free(au);
 }

@@ -79,7 +79,7 @@ def by_msgid(h, user="alice"):
 
 
 t = TAP()
-CAPS_AUTH = ("IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "LITERAL+", "NAMESPACE", "ID", "ENABLE", "UNSELECT",
+CAPS_AUTH = ("IMAP4rev1", "COMPRESS=DEFLATE", "IDLE", "UIDPLUS", "MOVE", "LITERAL+", "NAMESPACE", "ID", "ENABLE", "UNSELECT",
              "CHILDREN", "SPECIAL-USE", "ESEARCH", "SASL-IR", "CONDSTORE")
 
 with Instance(users=["alice", "bob", "carol"], start=False,
@@ -940,6 +940,73 @@ with Instance(users=["alice"], start=False,
         except (OSError, EOFError):
             ok.append(False)
     t.ok(all(ok), "after all closed, three sessions again", ok)
+# COMPRESS=DEFLATE (RFC 4978): raw DEFLATE both ways from right after
+# the OK, over plaintext, over imaps and with the next command sent in
+# the same packet as COMPRESS; a second COMPRESS gets [COMPRESSIONACTIVE];
+# input that is not DEFLATE ends the session
+with Instance(users=["alice"], start=False) as h:
+    enable_imap(h)
+    h.start()
+    port = h.port_base + 143
+    sport = h.port_base + 993
+    wait_until(lambda: h.pids("imap"), 10)
+    import zlib
+    c = login(port)
+    unt, tl = c.cmd("CAPABILITY")
+    t.ok(unt and b" COMPRESS=DEFLATE" in unt[0], "CAPABILITY after login lists COMPRESS=DEFLATE", unt)
+    unt, tl = c.cmd("COMPRESS DEFLATE")
+    t.ok(tl.split(b" ", 1)[1].startswith(b"OK"), "COMPRESS DEFLATE: OK", tl)
+    c.start_compress()
+    body = b"".join(b"Subject: z\r\n\r\n" + b"line %d of a message that compresses well\r\n" % i for i in range(400))
+    unt, tl = c.cmd(b"APPEND INBOX {%d+}\r\n" % len(body) + body)
+    t.ok(tl.split(b" ", 1)[1].startswith(b"OK [APPENDUID"), "compressed: APPEND with a literal", tl)
+    c.cmd("SELECT INBOX")
+    w0 = c.wire_in
+    unt, tl = c.cmd("FETCH 1 BODY[]")
+    fx = fetches(unt)
+    t.ok(fx.get(1, {}).get(b"BODY[]") == body, "compressed: FETCH BODY[] byte for byte")
+    t.ok(c.wire_in - w0 < len(body) // 5, "compressed: the FETCH took %d bytes on the wire for %d" % (c.wire_in - w0, len(body)))
+    unt, tl = c.cmd("COMPRESS DEFLATE")
+    t.ok(tl.split(b" ", 1)[1].startswith(b"NO [COMPRESSIONACTIVE]"), "a second COMPRESS: NO [COMPRESSIONACTIVE]", tl)
+    unt, tl = c.cmd("NOOP")
+    t.ok(tl.split(b" ", 1)[1].startswith(b"OK"), "the session goes on after it", tl)
+    c.cmd("LOGOUT")
+    c.close()
+    # the next command in the same write as COMPRESS
+    c = login(port)
+    zc = zlib.compressobj(6, zlib.DEFLATED, -15)
+    c.send(b"Z1 COMPRESS DEFLATE\r\n" + zc.compress(b"Z2 NOOP\r\n") + zc.flush(zlib.Z_SYNC_FLUSH))
+    l = c.line()
+    t.ok(l.startswith(b"Z1 OK"), "COMPRESS pipelined with the next command: OK", l)
+    c.start_compress(zc)
+    unt, tl = c.response("Z2")
+    t.ok(tl.startswith(b"Z2 OK"), "the command sent compressed in the same packet is answered", tl)
+    c.close()
+    # over imaps: compression inside TLS
+    s1 = tls_ctx().wrap_socket(socket.create_connection(("127.0.0.1", sport), timeout=15))
+    c = Raw(sock=s1)
+    c.line()
+    c.cmd("LOGIN alice secret")
+    unt, tl = c.cmd("COMPRESS DEFLATE")
+    t.ok(tl.split(b" ", 1)[1].startswith(b"OK"), "imaps: COMPRESS DEFLATE: OK", tl)
+    c.start_compress()
+    c.cmd("SELECT INBOX")
+    unt, tl = c.cmd("FETCH 1 BODY[]")
+    t.ok(fetches(unt).get(1, {}).get(b"BODY[]") == body, "imaps + COMPRESS: FETCH BODY[] byte for byte")
+    c.close()
+    # junk instead of DEFLATE
+    c = login(port)
+    c.cmd("COMPRESS DEFLATE")
+    c.s.sendall(b"\xff" * 64 + b"\r\n")
+    closed = False
+    try:
+        c.s.settimeout(10)
+        closed = c.s.recv(100) == b""
+    except OSError:
+        closed = True
+    t.ok(closed, "input that is not DEFLATE: the session ends")
+    t.ok(wait_until(lambda: "compressed input is not DEFLATE" in h.log(), 5), "and the log says why")
+    c.close()
 # imap_max_connections_per_user: a user's sessions over imap and imaps
 # together; a correct login past the cap gets NO [LIMIT] (not counted as
 # an authentication failure), other users are not affected, and a place

@@ -50,9 +50,29 @@ class Raw:
         d = os.read(self.proc.stdout.fileno(), 65536) if self.proc else self.s.recv(65536)
         if not d:
             raise EOFError("connection closed")
+        if self.zd:
+            self.wire_in += len(d)
+            d = self.zd.decompress(d)
         self.buf += d
 
+    zc = zd = None
+    wire_in = wire_out = 0
+
+    def start_compress(self, zc=None):
+        """COMPRESS=DEFLATE (RFC 4978) from here on, both ways: raw
+        DEFLATE, each send flushed.  What was read already after the OK
+        is compressed too."""
+        import zlib
+        self.zc = zc or zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.zd = zlib.decompressobj(-15)
+        self.wire_in += len(self.buf)
+        self.buf = self.zd.decompress(self.buf)
+
     def send(self, data):
+        if self.zc:
+            import zlib
+            data = self.zc.compress(data) + self.zc.flush(zlib.Z_SYNC_FLUSH)
+            self.wire_out += len(data)
         if self.proc:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
