@@ -105,11 +105,11 @@ def ephemeral_range():
         return 32768, 60999
 
 
-def random_port_base(step=100, span=100):
-    """A random multiple of step whose span ports lie in 10000-65000 and
-    outside the ephemeral range."""
+def random_port_base(step=100, span=1000):
+    """A random multiple of step whose span ports (an instance's offsets
+    go up to 995) lie in 10000-65535 and outside the ephemeral range."""
     lo, hi = ephemeral_range()
-    bases = [b for b in range(10000, 65000 - span, step) if b + span <= lo or b > hi]
+    bases = [b for b in range(10000, 65536 - span, step) if b + span <= lo or b > hi]
     return random.choice(bases)
 
 
@@ -238,20 +238,26 @@ class Instance:
         """Move every port of the instance (master.conf, hermod.conf and
         any int attribute tests derived from the base) to a new base."""
         old = self.port_base
-        used = set(range(100))
+        files = [os.path.join(self.dir, n) for n in os.listdir(self.dir) if n.endswith(".conf")]
+        texts = {}
+        for path in files:
+            if os.path.isfile(path):
+                with open(path) as f:
+                    texts[path] = f.read()
+        num = re.compile(r"([:= ])(\d{5})\b")
+        used = set(PORT_OFFSETS)
+        for text in texts.values():
+            used |= {int(m.group(2)) - old for m in num.finditer(text) if 0 <= int(m.group(2)) - old < 1000}
         new = free_port_base(sorted(used))
-        shift = lambda m: "%s%d" % (m.group(1), new + int(m.group(2)) - old)
-        pat = re.compile(r"([:= ])(%s)\b" % "|".join(str(old + o) for o in sorted(used, reverse=True)))
-        for name in os.listdir(self.dir):
-            path = os.path.join(self.dir, name)
-            if not (name.endswith(".conf") and os.path.isfile(path)):
-                continue
-            with open(path) as f:
-                text = f.read()
+
+        def shift(m):
+            off = int(m.group(2)) - old
+            return m.group(1) + str(new + off) if 0 <= off < 1000 else m.group(0)
+        for path, text in texts.items():
             with open(path, "w") as f:
-                f.write(pat.sub(shift, text))
+                f.write(num.sub(shift, text))
         for k, v in list(vars(self).items()):
-            if isinstance(v, int) and not isinstance(v, bool) and old <= v < old + 100:
+            if isinstance(v, int) and not isinstance(v, bool) and old <= v < old + 1000:
                 setattr(self, k, new + v - old)
         self.port_base = new
 
