@@ -88,6 +88,8 @@ struct imap_box {
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	uint64_t modseq_floor;	/* unpacked: msgs[] without MODSEQs, each at most this */
+	int force_list;		/* the next sync lists the folder: 1 a watch woke
+				 * us, 2 after our own change (write-locked) */
 	int nomodseq;
 	struct ibox_msg *msgs;	/* the session's view; msgs[i] is sequence number i + 1 */
 	size_t n;

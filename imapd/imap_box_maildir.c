@@ -130,6 +130,26 @@ claim_recent(struct imap_box *b, struct mdpriv *d, struct ibox_msg *m)
 
 static int md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct buf *err);
 
+/* Every message of the view gets its file name as the index has it now
+ * (both lists ascend by UID). */
+static void
+take_names(struct imap_box *b, struct mdpriv *d)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < b->n; i++) {
+		struct ibox_msg *m = &b->msgs[i];
+
+		while (j < d->ix.n && d->ix.msgs[j].uid < m->uid)
+			j++;
+		if (j < d->ix.n && d->ix.msgs[j].uid == m->uid && d->ix.msgs[j].name &&
+		    (!m->name || strcmp(m->name, d->ix.msgs[j].name))) {
+			free(m->name);
+			m->name = xstrdup(d->ix.msgs[j].name);
+		}
+	}
+}
+
 static int
 md_load(struct imap_box *b, size_t i, const char **p, size_t *n, struct buf *err)
 {
@@ -140,19 +160,19 @@ md_load(struct imap_box *b, size_t i, const char **p, size_t *n, struct buf *err
 	/* no name: released in IDLE and gone from the folder since */
 	if (!m->name)
 		return IBOX_GONE;
-	for (tries = 0; tries < 2; tries++) {
-		struct mstore_index_msg *x;
-
+	for (tries = 0; tries < 3; tries++) {
 		fd = openat(d->ix.dirfd, m->name, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0 || errno != ENOENT)
 			break;
-		/* renamed by someone else (flags, popd): find its new name */
-		if (mstore_index_sync(&d->ix, err) < 0)
+		/* renamed by someone else: the index has its new name when a
+		 * session of ours renamed it (then the others it renamed too:
+		 * a STORE of a range, so every name is taken at once), else
+		 * only a listing finds it (popd, another program) */
+		if ((tries == 0 ? mstore_index_sync(&d->ix, err) : mstore_index_sync_listed(&d->ix, err)) < 0)
 			return IBOX_ERR;
-		if (!(x = mstore_index_find(&d->ix, m->uid)))
+		if (!mstore_index_find(&d->ix, m->uid))
 			return IBOX_GONE;
-		free(m->name);
-		m->name = xstrdup(x->name);
+		take_names(b, d);
 	}
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -303,8 +323,12 @@ md_sync(struct imap_box *b, int allow_expunge, struct ibox_changes *ch, struct b
 	size_t i, j = 0, k = 0, cap;
 	uint32_t last;
 
-	if (mstore_index_sync(ix, err) < 0)
+	/* a watch that woke us saw a change; a program that takes no lock
+	 * may have made it, so the description is not enough */
+	if ((b->force_list == 2 ? mstore_index_sync_changed(ix, err) : b->force_list ?
+	    mstore_index_sync_listed(ix, err) : mstore_index_sync(ix, err)) < 0)
 		return IBOX_ERR;
+	b->force_list = 0;
 	if (ix->uidvalidity != b->uidvalidity) {
 		ch->uidvalidity = 1;
 		return IBOX_OK;
@@ -402,6 +426,8 @@ md_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_chang
 			return IBOX_ERR;
 		}
 		buf_free(&path);
+		/* our listing describes the folder again */
+		b->force_list = 2;
 	}
 	return md_sync(b, 1, ch, err);
 }
@@ -619,8 +645,10 @@ ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
 	buf_printf(&dp, "%scur", path);
 	if (fsync_dir(buf_str(&dp)) < 0)
 		goto syserr;
-	/* the index gives the UIDs, in arrival order */
-	if (mstore_index_open(&ix, path, err) < 0) {
+	/* the index gives the UIDs, in arrival order: a listing (the
+	 * folder's description is older than our files) that describes
+	 * the folder again for the other sessions */
+	if (mstore_index_open(&ix, path, err) < 0 || mstore_index_sync_changed(&ix, err) < 0) {
 		mstore_index_close(&ix);
 		goto out;
 	}

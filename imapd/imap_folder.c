@@ -20,6 +20,7 @@
 #include "imap_utf7.h"
 #include "log.h"
 #include "maildir.h"
+#include "mstore_index.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -615,6 +616,8 @@ move_msgs(const char *dir, const char *to, const char *sub, struct imap_folder_r
 		res_syserr(res, "fsync", b.data);
 		goto out;
 	}
+	mstore_index_undescribe(dir);
+	mstore_index_undescribe(to);
 	rc = 0;
 out:
 	closedir(d);

@@ -1193,6 +1193,7 @@ fill_raw(struct sess *s, struct buf *in)
 		if (s->idling && ((pr == 0 && wfd < 0 && s->selected && ibox_poll_changed(&s->box)) ||
 		    (np == 2 && p[1].revents))) {
 			s->box_dirty = 1;
+			s->box.force_list = 1;
 			sync_box(s, 1);
 			idle_release(s);
 			if (flush_out(s) < 0)

@@ -8,6 +8,7 @@
  * of the file and one of new/.
  */
 #include "maildir.h"
+#include "mstore_index.h"
 #include "util.h"
 
 #include <errno.h>
@@ -222,6 +223,8 @@ maildir_deliver(const char *dirarg, const struct mail_source *src,
 	}
 	if (tmp.len && unlink(buf_str(&tmp)) < 0)
 		msg_warn("remove %s: %s", buf_str(&tmp), strerror(errno));
+	/* IMAP sessions must list new/ again to see it */
+	mstore_index_undescribe(buf_str(&dir));
 	if (path_out) {
 		buf_reset(path_out);
 		buf_adds(path_out, buf_str(&fin));

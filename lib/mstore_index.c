@@ -75,6 +75,21 @@ base_valid(const char *s, size_t n)
 }
 
 /* An IMAP atom character (RFC 3501 ATOM-CHAR), minus ',' our separator. */
+/* What follows the BASENAME in a file name, as N: keeps it: printable
+ * ASCII without space or '/', starting with ',' or ':' (or nothing). */
+static int
+name_rest_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n > MIDX_MAX_NAME_REST || (n && s[0] != ',' && s[0] != ':'))
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '/')
+			return 0;
+	return 1;
+}
+
 static int
 kw_char(unsigned char c)
 {
@@ -176,10 +191,12 @@ mstore_index_clear(struct mstore_index *ix)
 static int
 parse_entry(const char *s, size_t n, struct mstore_index_msg *m)
 {
-	const char *f[5];
-	size_t fl[5];
+	const char *f[6];
+	size_t fl[6];
 	uint64_t v;
-	int k = fields(s, n, f, fl, 5), i;
+	int k = fields(s, n, f, fl, 6), i;
+	const char *nm = NULL;
+	size_t nml = 0;
 	const char *kw = NULL;
 	size_t kwn = 0;
 	unsigned flags = 0;
@@ -217,12 +234,27 @@ parse_entry(const char *s, size_t n, struct mstore_index_msg *m)
 			return -1;
 		i++;
 	}
+	if (i < k && fl[i] >= 3 && !memcmp(f[i], "N:", 2)) {
+		nm = f[i] + 2;
+		nml = fl[i] - 2;
+		if ((nm[0] != 'n' && nm[0] != 'c') || !name_rest_valid(nm + 1, nml - 1))
+			return -1;
+		i++;
+	}
 	if (i != k)
 		return -1;
 	m->flags = flags;
 	m->base = xstrndup(f[2], fl[2]);
 	if (kw)
 		m->keywords = xstrndup(kw, kwn);
+	if (nm) {
+		struct buf b = BUF_INIT;
+
+		buf_adds(&b, nm[0] == 'n' ? "new/" : "cur/");
+		buf_add(&b, f[2], fl[2]);
+		buf_add(&b, nm + 1, nml - 1);
+		m->name = buf_steal(&b);
+	}
 	return 0;
 }
 
@@ -252,7 +284,7 @@ mstore_index_parse(struct mstore_index *ix, const char *p, size_t n)
 		k = fields(p, (size_t)(nl - p), f, fl, 4);
 	/* what of the header is readable: "V1 UIDVALIDITY" at least, for the
 	 * rule that a new UIDVALIDITY is greater than the old one */
-	if (k >= 2 && fl[0] == 2 && !memcmp(f[0], "V1", 2) &&
+	if (k >= 2 && fl[0] == 2 && (!memcmp(f[0], "V1", 2) || !memcmp(f[0], "V2", 2)) &&
 	    num_parse(f[1], fl[1], UINT32_MAX, &uv) == 0)
 		ix->uidvalidity = (uint32_t)uv;
 	if (k != 4 || !ix->uidvalidity ||
@@ -341,7 +373,7 @@ mstore_index_format(const struct mstore_index *ix, struct buf *out)
 {
 	size_t i;
 
-	buf_printf(out, "V1 %u %u %llu\n", (unsigned)ix->uidvalidity,
+	buf_printf(out, "V2 %u %u %llu\n", (unsigned)ix->uidvalidity,
 	    (unsigned)ix->uidnext, (unsigned long long)ix->highestmodseq);
 	for (i = 0; i < ix->n; i++) {
 		const struct mstore_index_msg *m = &ix->msgs[i];
@@ -354,6 +386,13 @@ mstore_index_format(const struct mstore_index *ix, struct buf *out)
 		}
 		if (m->keywords && *m->keywords)
 			buf_printf(out, " K:%s", m->keywords);
+		/* the whole file name, for a sync that trusts the file
+		 * without listing the folder (sync_described) */
+		if (m->name && strlen(m->name) >= 4 + strlen(m->base) &&
+		    (!strncmp(m->name, "new/", 4) || !strncmp(m->name, "cur/", 4)) &&
+		    !strncmp(m->name + 4, m->base, strlen(m->base)) &&
+		    name_rest_valid(m->name + 4 + strlen(m->base), strlen(m->name + 4 + strlen(m->base))))
+			buf_printf(out, " N:%c%s", m->name[0] == 'n' ? 'n' : 'c', m->name + 4 + strlen(m->base));
 		buf_addc(out, '\n');
 	}
 }
@@ -782,6 +821,174 @@ clone_state(const struct mstore_index *ix, struct mstore_index *f)
 	f->n = ix->n;
 }
 
+/*
+ * The folder as the index file describes it (hermod-uidlist.stamp): a
+ * process that has just listed new/ and cur/, or changed them itself
+ * under the write lock starting from such a listing, writes the stamps
+ * of new/, cur/ and the index file as they are then.  Another process
+ * that finds all three still so needs no listing of its own: the file
+ * (its entries with their N: names) is the folder.  Changes by programs
+ * that do not take the lock (local delivering into new/, popd, another
+ * MUA) move a directory's stamp and so force a listing, except one in
+ * the same clock tick as a change of ours, which the stamp cannot show:
+ * so the description holds for MIDX_DESCRIBED_SECS after the last
+ * listing at most, and then some process lists the folder again.
+ */
+#define MIDX_DESCRIBED_SECS	1
+
+static void
+stamp_fmt(struct buf *out, const struct midx_stamp *st)
+{
+	buf_printf(out, " %lld.%09ld/%lld.%09ld/%llu/%llu", (long long)st->mtim.tv_sec,
+	    (long)st->mtim.tv_nsec, (long long)st->ctim.tv_sec, (long)st->ctim.tv_nsec,
+	    st->ino, st->size);
+}
+
+/* Write the description: st[] as taken (new/, cur/ before the listing
+ * or after our change; the file after our write), listed = when the
+ * folder was last listed.  A failure only costs the next sync a listing. */
+static void
+describe(struct mstore_index *ix, const struct midx_stamp *st, long long listed, int trusted)
+{
+	struct buf out = BUF_INIT, path = BUF_INIT;
+	size_t i;
+
+	buf_printf(&out, "S1 %lld %d", listed, trusted);
+	for (i = 0; i < 3; i++)
+		stamp_fmt(&out, &st[i]);
+	buf_addc(&out, '\n');
+	buf_printf(&path, "%s/%s", ix->path, MIDX_STAMP_FILE);
+	/* no fsync: after a crash a lost description is a listing more */
+	if (write_file_atomic_nosync(buf_str(&path), out.data, out.len, 0600) < 0 &&
+	    errno != EACCES && errno != EROFS && errno != EPERM)
+		msg_warn("%s: write: %s", buf_str(&path), strerror(errno));
+	ix->listed = listed;
+	buf_free(&out);
+	buf_free(&path);
+}
+
+static int
+stamp_parse1(const char *s, struct midx_stamp *st)
+{
+	long long ms, cs;
+	long mn, cn;
+	unsigned long long ino, size;
+	int used = 0;
+
+	if (sscanf(s, " %lld.%ld/%lld.%ld/%llu/%llu%n", &ms, &mn, &cs, &cn, &ino, &size, &used) != 6)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	st->mtim.tv_sec = (time_t)ms;
+	st->mtim.tv_nsec = mn;
+	st->ctim.tv_sec = (time_t)cs;
+	st->ctim.tv_nsec = cn;
+	st->ino = ino;
+	st->size = size;
+	return used;
+}
+
+int
+mstore_index_parse_description(const char *p, size_t n, struct midx_stamp *st, long long *listed,
+    int *trusted)
+{
+	char b[512];
+	const char *q;
+	size_t i;
+	int used;
+
+	/* one bounded line, NUL-free, LF-terminated */
+	if (n == 0 || n >= sizeof(b) || p[n - 1] != '\n' || memchr(p, '\0', n))
+		return -1;
+	memcpy(b, p, n);
+	b[n] = '\0';
+	if (sscanf(b, "S1 %lld %d%n", listed, trusted, &used) != 2 || (*trusted != 0 && *trusted != 1))
+		return -1;
+	for (q = b + used, i = 0; i < 3; i++, q += used)
+		if ((used = stamp_parse1(q, &st[i])) < 0)
+			return -1;
+	return *q == '\n' ? 0 : -1;
+}
+
+/* The description: 0 with st[], *listed and *trusted; -1 none usable. */
+static int
+read_description(struct mstore_index *ix, struct midx_stamp *st, long long *listed, int *trusted)
+{
+	char b[512];
+	ssize_t r;
+	int fd = openat(ix->dirfd, MIDX_STAMP_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	r = read(fd, b, sizeof(b));
+	close(fd);
+	if (r <= 0)
+		return -1;
+	return mstore_index_parse_description(b, (size_t)r, st, listed, trusted);
+}
+
+static long long
+now_sec(void)
+{
+	return (long long)time(NULL);
+}
+
+static int install(struct mstore_index *ix, struct mstore_index *f, const struct midx_stamp *fst,
+    int fst_ok);
+
+/*
+ * A sync without a listing, when the description fits the folder as it
+ * is now (now[]: new/, cur/, the file) and is young enough: 0 done, 1 a
+ * listing is needed after all.
+ */
+static int
+sync_described(struct mstore_index *ix, const struct midx_stamp *now, int recent)
+{
+	struct midx_stamp d[3];
+	long long listed;
+	struct mstore_index f;
+	struct buf data = BUF_INIT, path = BUF_INIT;
+	size_t i;
+	int rc = 1, trusted;
+
+	/* trusted: made by a listing whose directory stamps were old enough
+	 * (what our own stamp_ok needs); else good for a short while only */
+	/* an untrusted one also ends when the folder has been quiet long
+	 * enough for a listing to make a trusted one */
+	if (ix->force_list || read_description(ix, d, &listed, &trusted) < 0 || !same_stamps(d, now) ||
+	    (!trusted && (!recent || now_sec() - listed >= MIDX_DESCRIBED_SECS || listed > now_sec())))
+		return 1;
+	ix->listed = listed;
+	if (trusted) {
+		memcpy(ix->stamp, now, sizeof(ix->stamp));
+		ix->stamp_ok = 1;
+	}
+	if (ix->file_ok && same_stamps1(&now[2], &ix->file_stamp)) {
+		/* our msgs[] is that file already */
+		free(ix->expunged);
+		ix->expunged = NULL;
+		ix->nexpunged = 0;
+		ix->rebuilt = 0;
+		return 0;
+	}
+	memset(&f, 0, sizeof(f));
+	buf_printf(&path, "%s/%s", ix->path, MIDX_FILE);
+	if (read_file(buf_str(&path), &data, MIDX_MAX_FILE) < 0 ||
+	    mstore_index_parse(&f, data.data ? data.data : "", data.len) != MIDX_PARSE_OK ||
+	    (ix->uidvalidity && f.uidvalidity != ix->uidvalidity))
+		goto out;
+	for (i = 0; i < f.n; i++)
+		if (!f.msgs[i].name)
+			goto out;	/* an old file: only a listing gives the names */
+	/* (we hold the lock: the file read is the one stamped in now[2]) */
+	ix->rebuilt = 0;
+	rc = install(ix, &f, &now[2], 1) < 0 ? 1 : 0;
+out:
+	mstore_index_clear(&f);
+	buf_free(&data);
+	buf_free(&path);
+	return rc;
+}
+
 /* The sync itself, with the lock held (ro: a read lock; then 1 when it
  * must be done again under the write lock). */
 static int
@@ -802,19 +1009,44 @@ sync_locked(struct mstore_index *ix, struct buf *err, int ro)
 	 * makes them differ at the next sync */
 	if (take_stamps(ix, before, &recent) < 0)
 		recent = 1;
+	else if (sync_described(ix, before, recent) == 0) {
+		ix->described = 1;
+		return 0;
+	}
+	ix->described = 0;
 	rc = sync_full(ix, err, ro);
-	if (rc == 0 && !recent) {
+	if (rc == 0) {
+		/* (a read-locked listing that found something to write leaves
+		 * the write pass to list again, whatever it finds described) */
+		ix->force_list = 0;
 		struct midx_stamp after[3];
 		int r2;
 
 		/* the file as we left it (we hold the lock: only we wrote it) */
 		if (take_stamps(ix, after, &r2) == 0) {
 			before[2] = after[2];
-			memcpy(ix->stamp, before, sizeof(before));
-			ix->stamp_ok = 1;
+			describe(ix, before, now_sec(), !recent);
+			ix->described = 1;
+			if (!recent) {
+				memcpy(ix->stamp, before, sizeof(before));
+				ix->stamp_ok = 1;
+			}
 		}
 	}
 	return rc;
+}
+
+/* After a change of ours under the write lock that began from a
+ * described folder: describe it as it is now, still as of the last
+ * listing (see sync_described). */
+static void
+describe_change(struct mstore_index *ix)
+{
+	struct midx_stamp now[3];
+	int recent;
+
+	if (ix->described && take_stamps(ix, now, &recent) == 0)
+		describe(ix, now, ix->listed, 0);
 }
 
 /* A full sync: read the file, list new/ and cur/, match them.  ro (a
@@ -899,6 +1131,11 @@ sync_full(struct mstore_index *ix, struct buf *err, int ro)
 			continue;
 		}
 		e->used = 1;
+		/* the file keeps every name (N:) as it is on disk, so that
+		 * a sync without a listing finds each message */
+		if (!m->name || strcmp(m->name, e->name))
+			changed = 1;
+		free(m->name);
 		m->name = e->name;
 		e->name = NULL;
 		if (e->flags != m->flags) {
@@ -948,44 +1185,7 @@ sync_full(struct mstore_index *ix, struct buf *err, int ro)
 		rc = 1;
 		goto out;
 	}
-	/* what the caller must EXPUNGE: the UIDs of its previous list that
-	 * are gone, whether this sync or another process dropped them */
-	free(ix->expunged);
-	ix->expunged = NULL;
-	ix->nexpunged = 0;
-	if (ix->uidvalidity == f.uidvalidity) {
-		size_t j = 0;
-
-		for (i = 0; i < ix->n; i++) {
-			while (j < f.n && f.msgs[j].uid < ix->msgs[i].uid)
-				j++;
-			if (j < f.n && f.msgs[j].uid == ix->msgs[i].uid)
-				continue;
-			ix->expunged = xreallocarray(ix->expunged, ix->nexpunged + 1, sizeof(*ix->expunged));
-			ix->expunged[ix->nexpunged++] = ix->msgs[i].uid;
-		}
-	}
-	/* install the new state, then make it durable */
-	{
-		uint32_t *ex = ix->expunged;
-		size_t nex = ix->nexpunged;
-
-		ix->expunged = NULL;
-		ix->nexpunged = 0;
-		mstore_index_clear(ix);
-		ix->expunged = ex;
-		ix->nexpunged = nex;
-	}
-	ix->msgs = f.msgs;
-	ix->n = f.n;
-	/* msgs[] is the file's content (until written below, if changed) */
-	ix->file_stamp = fst;
-	ix->file_ok = fst_ok;
-	ix->uidvalidity = f.uidvalidity;
-	ix->uidnext = f.uidnext;
-	ix->highestmodseq = f.highestmodseq;
-	f.msgs = NULL;
-	f.n = 0;
+	install(ix, &f, &fst, fst_ok);
 	rc = changed ? write_index(ix, err) : 0;
 out:
 	mstore_index_clear(&f);
@@ -994,6 +1194,53 @@ out:
 	buf_free(&data);
 	buf_free(&path);
 	return rc;
+}
+
+/* f (a parsed or merged state) becomes ix's: the UIDs of ix's previous
+ * list that f lacks are what the caller must EXPUNGE, whether this sync
+ * or another process dropped them.  f is left empty.  fst: the file's
+ * stamp when msgs[] is its content (fst_ok). */
+static int
+install(struct mstore_index *ix, struct mstore_index *f, const struct midx_stamp *fst, int fst_ok)
+{
+	uint32_t *ex = NULL;
+	size_t i, nex = 0;
+
+	if (ix->uidvalidity == f->uidvalidity) {
+		size_t j = 0;
+
+		for (i = 0; i < ix->n; i++) {
+			while (j < f->n && f->msgs[j].uid < ix->msgs[i].uid)
+				j++;
+			if (j < f->n && f->msgs[j].uid == ix->msgs[i].uid)
+				continue;
+			ex = xreallocarray(ex, nex + 1, sizeof(*ex));
+			ex[nex++] = ix->msgs[i].uid;
+		}
+	}
+	{
+		int so = ix->stamp_ok;
+		struct midx_stamp keep[3];
+
+		memcpy(keep, ix->stamp, sizeof(keep));
+		mstore_index_clear(ix);
+		/* (clear forgets the stamps; the caller says what holds) */
+		memcpy(ix->stamp, keep, sizeof(keep));
+		ix->stamp_ok = so;
+	}
+	ix->expunged = ex;
+	ix->nexpunged = nex;
+	ix->msgs = f->msgs;
+	ix->n = f->n;
+	/* msgs[] is the file's content (until written, if changed) */
+	ix->file_stamp = *fst;
+	ix->file_ok = fst_ok;
+	ix->uidvalidity = f->uidvalidity;
+	ix->uidnext = f->uidnext;
+	ix->highestmodseq = f->highestmodseq;
+	f->msgs = NULL;
+	f->n = 0;
+	return 0;
 }
 
 int
@@ -1016,6 +1263,55 @@ mstore_index_sync(struct mstore_index *ix, struct buf *err)
 	if (lock_index(ix, F_UNLCK, err) < 0)
 		rc = -1;
 	return rc;
+}
+
+void
+mstore_index_undescribe(const char *folder)
+{
+	struct buf p = BUF_INIT;
+	struct flock fl;
+	int fd;
+
+	/* under the write lock: a listing that began before our change
+	 * cannot describe the folder after we have removed the description */
+	buf_printf(&p, "%s/%s", folder, MIDX_LOCK);
+	fd = open(buf_str(&p), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fd >= 0)
+		while (fcntl(fd, F_SETLKW, &fl) < 0 && errno == EINTR)
+			;
+	buf_reset(&p);
+	buf_printf(&p, "%s/%s", folder, MIDX_STAMP_FILE);
+	if (unlink(buf_str(&p)) < 0 && errno != ENOENT)
+		msg_warn("%s: unlink: %s", buf_str(&p), strerror(errno));
+	if (fd >= 0)
+		close(fd);	/* (and the lock with it) */
+	buf_free(&p);
+}
+
+int
+mstore_index_sync_changed(struct mstore_index *ix, struct buf *err)
+{
+	int rc;
+
+	ix->force_list = 1;
+	ix->stamp_ok = 0;
+	if (lock_index(ix, F_WRLCK, err) < 0)
+		return -1;
+	rc = sync_locked(ix, err, 0);
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	return rc;
+}
+
+int
+mstore_index_sync_listed(struct mstore_index *ix, struct buf *err)
+{
+	ix->force_list = 1;
+	ix->stamp_ok = 0;
+	return mstore_index_sync(ix, err);
 }
 
 int
@@ -1139,7 +1435,8 @@ mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags,
 	m->flags = flags;
 	m->modseq = ++ix->highestmodseq;
 	ix->stamp_ok = 0;
-	rc = write_index(ix, err);
+	if ((rc = write_index(ix, err)) == 0)
+		describe_change(ix);
 out:
 	buf_free(&to);
 	if (lock_index(ix, F_UNLCK, err) < 0)
@@ -1169,7 +1466,8 @@ mstore_index_set_keywords(struct mstore_index *ix, uint32_t uid,
 	m->keywords = keywords && *keywords ? xstrdup(keywords) : NULL;
 	m->modseq = ++ix->highestmodseq;
 	ix->stamp_ok = 0;
-	rc = write_index(ix, err);
+	if ((rc = write_index(ix, err)) == 0)
+		describe_change(ix);
 out:
 	if (lock_index(ix, F_UNLCK, err) < 0)
 		rc = -1;
@@ -1236,6 +1534,8 @@ mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size
 		ix->stamp_ok = 0;
 		if (write_index(ix, err) < 0)
 			rc = -1;
+		else
+			describe_change(ix);
 	}
 	buf_free(&to);
 	if (lock_index(ix, F_UNLCK, err) < 0)

@@ -22,12 +22,14 @@
 
 #define MIDX_FILE		"hermod-uidlist"
 #define MIDX_LOCK		"hermod-uidlist.lock"
+#define MIDX_STAMP_FILE		"hermod-uidlist.stamp"
 #define MIDX_MAX_LINE		4096		/* bytes of one line, LF included */
 #define MIDX_MAX_MSGS		1000000		/* entries kept from a file */
 #define MIDX_MAX_FILE		(128L * 1024 * 1024)
 #define MIDX_MAX_BASE		255		/* bytes of a BASENAME */
 #define MIDX_MAX_KEYWORD	64		/* bytes of one keyword */
 #define MIDX_MAX_KEYWORDS	64		/* keywords of one message */
+#define MIDX_MAX_NAME_REST	255		/* bytes of a file name after its BASENAME */
 /* MODSEQs read from the file: far below 2^63 (RFC 7162), so that
  * counting up from a hostile value cannot overflow */
 #define MIDX_MAX_MODSEQ		(1ULL << 62)
@@ -45,7 +47,7 @@ struct mstore_index_msg {
 	uint32_t uid;
 	uint64_t modseq;
 	char *base;		/* the file name up to its first ',' or ':' */
-	char *name;		/* "new/FILE" or "cur/FILE"; NULL from the parser */
+	char *name;		/* "new/FILE" or "cur/FILE"; from the parser only with N: */
 	unsigned flags;		/* MIDX_* from the name (parser: the F: field) */
 	char *keywords;		/* "kw1,kw2" or NULL */
 };
@@ -73,6 +75,11 @@ struct mstore_index {
 	 * so, msgs[] is its content and a sync need not parse it again */
 	struct midx_stamp file_stamp;
 	int file_ok;
+	/* the last sync found the folder as hermod-uidlist.stamp describes
+	 * it, or described it itself; as of a listing at `listed' */
+	int described;
+	long long listed;
+	int force_list;		/* the next sync lists the folder */
 };
 
 /* One change of mstore_index_change. */
@@ -98,6 +105,20 @@ int mstore_index_open(struct mstore_index *ix, const char *path, struct buf *err
  * must compare ix->uidvalidity with what it had before: when it changed,
  * every UID it knew is void.  0 ok, -1 err. */
 int mstore_index_sync(struct mstore_index *ix, struct buf *err);
+/* Every program of ours that adds, removes or renames files in new/ or
+ * cur/ without the index (local, popd, APPEND, EXPUNGE) calls this after
+ * the change: it removes the description (hermod-uidlist.stamp), so that
+ * the next sync of every process lists the folder.  (A directory's stamp
+ * would show the change too, but not one made in the same clock tick as
+ * the description.)  folder: the Maildir, with or without a final '/'. */
+void mstore_index_undescribe(const char *folder);
+/* A sync that lists new/ and cur/ whatever the stamps say: for a file
+ * name that turned out wrong (renamed by a program that takes no lock). */
+int mstore_index_sync_listed(struct mstore_index *ix, struct buf *err);
+/* The same under the write lock from the start, for a change of our
+ * own to new/ or cur/ made outside the index (APPEND, EXPUNGE): one
+ * listing, and the folder described again before any other sync. */
+int mstore_index_sync_changed(struct mstore_index *ix, struct buf *err);
 /* The message with this UID, or NULL (binary search). */
 struct mstore_index_msg *mstore_index_find(struct mstore_index *ix, uint32_t uid);
 /* Give message uid the Maildir flags `flags' (MIDX_* bits, the whole new
@@ -131,6 +152,11 @@ int mstore_index_keywords_valid(const char *s);
  * stored, which parses back MIDX_PARSE_OK to the same bytes. */
 int mstore_index_parse(struct mstore_index *ix, const char *p, size_t n);
 void mstore_index_format(const struct mstore_index *ix, struct buf *out);
+/* For the sync and the fuzzer: the description file's content (one line
+ * "S1 LISTED TRUSTED" and three stamps): 0 with st[3], *listed and
+ * *trusted (0 or 1) filled, -1 not one. */
+int mstore_index_parse_description(const char *p, size_t n, struct midx_stamp *st, long long *listed,
+    int *trusted);
 /* Free msgs and expunged, keeping the folder open. */
 void mstore_index_clear(struct mstore_index *ix);
 

@@ -14,6 +14,7 @@
  */
 #include "mstore.h"
 #include "maildir.h"
+#include "mstore_index.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -208,6 +209,8 @@ mstore_maildir_open(struct mstore *b, struct buf *err)
 	}
 	if (scan(b, "new", 1, err) < 0 || scan(b, "cur", 0, err) < 0)
 		return MSTORE_ERR;
+	/* (the scan of new/ moved files to cur/) */
+	mstore_index_undescribe(b->path);
 	/* a message moved from new/ was listed twice when cur/ was read
 	 * after the rename: drop the second entry */
 	if (b->n > 1)
@@ -254,6 +257,7 @@ mstore_maildir_update(struct mstore *b, struct buf *err)
 			rc = -1;
 		}
 	}
+	mstore_index_undescribe(b->path);
 	{
 		int cfd = openat(b->dirfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 

@@ -272,8 +272,8 @@ fsync_parent(const char *path)
 	return rc;
 }
 
-int
-write_file_atomic(const char *path, const void *p, size_t n, mode_t mode)
+static int
+write_atomic(const char *path, const void *p, size_t n, mode_t mode, int sync)
 {
 	struct buf tmp = BUF_INIT;
 	int fd, saved;
@@ -282,7 +282,7 @@ write_file_atomic(const char *path, const void *p, size_t n, mode_t mode)
 	fd = open(buf_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		goto fail;
-	if (write_full(fd, p, n) < 0 || fsync(fd) < 0) {
+	if (write_full(fd, p, n) < 0 || (sync && fsync(fd) < 0)) {
 		saved = errno;
 		close(fd);
 		unlink(buf_str(&tmp));
@@ -296,12 +296,24 @@ write_file_atomic(const char *path, const void *p, size_t n, mode_t mode)
 		goto fail;
 	}
 	buf_free(&tmp);
-	return fsync_parent(path);
+	return sync ? fsync_parent(path) : 0;
 fail:
 	saved = errno;
 	buf_free(&tmp);
 	errno = saved;
 	return -1;
+}
+
+int
+write_file_atomic(const char *path, const void *p, size_t n, mode_t mode)
+{
+	return write_atomic(path, p, n, mode, 1);
+}
+
+int
+write_file_atomic_nosync(const char *path, const void *p, size_t n, mode_t mode)
+{
+	return write_atomic(path, p, n, mode, 0);
 }
 
 int

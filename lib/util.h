@@ -54,6 +54,9 @@ int fsync_dir(const char *dir);
 int fsync_parent(const char *path);
 /* Write data to path atomically: path.tmp, fsync, rename, fsync dir. */
 int write_file_atomic(const char *path, const void *p, size_t n, mode_t mode);
+/* The same without the fsyncs: for a file that may be lost in a crash
+ * (a cache, a hint), never for one whose loss loses mail. */
+int write_file_atomic_nosync(const char *path, const void *p, size_t n, mode_t mode);
 int mkdir_p(const char *path, mode_t mode);
 
 int set_cloexec(int fd, int on);

@@ -97,7 +97,11 @@ test_parse(void)
 {
 	struct mstore_index ix;
 	struct buf out = BUF_INIT;
-	const char *good = "V1 100 5 9\n1 3 a F:FS K:$Junk,x\n3 9 b\n4 2 c F:T\n";
+	const char *good = "V2 100 5 9\n1 3 a F:FS K:$Junk,x N:c,S=12:2,FS\n3 9 b N:n\n4 2 c F:T\n";
+	const char *v1 = "V1 100 5 9\n1 3 a F:FS K:$Junk,x\n3 9 b\n";
+	const char *badn[] = { "V2 1 5 1\n1 1 a N:x\n", "V2 1 5 1\n1 1 a N:c/x\n", "V2 1 5 1\n1 1 a N:cx\n",
+	    "V2 1 5 1\n1 1 a N:\n", "V2 1 5 1\n1 1 a N:c:2,S K:x\n", "V2 1 5 1\n1 1 a N:c\x01\n" };
+	size_t i;
 
 	memset(&ix, 0, sizeof(ix));
 	is_int(mstore_index_parse(&ix, good, strlen(good)), MIDX_PARSE_OK, "parse: good file");
@@ -106,7 +110,20 @@ test_parse(void)
 	is_str(buf_str(&out), good, "parse: format gives the same bytes");
 	is_int(ix.msgs[0].flags, MIDX_FLAGGED | MIDX_SEEN, "parse: F: field");
 	is_str(ix.msgs[0].keywords, "$Junk,x", "parse: K: field");
+	is_str(ix.msgs[0].name, "cur/a,S=12:2,FS", "parse: N: gives the file name (cur/)");
+	is_str(ix.msgs[1].name, "new/b", "parse: N: gives the file name (new/, nothing after the BASENAME)");
+	ok(ix.msgs[2].name == NULL, "parse: no N:, no name");
 	mstore_index_clear(&ix);
+	buf_reset(&out);
+	is_int(mstore_index_parse(&ix, v1, strlen(v1)), MIDX_PARSE_OK, "parse: a V1 file (no names)");
+	mstore_index_format(&ix, &out);
+	is_str(buf_str(&out), "V2 100 5 9\n1 3 a F:FS K:$Junk,x\n3 9 b\n", "parse: a V1 file is written as V2");
+	mstore_index_clear(&ix);
+	for (i = 0; i < sizeof(badn) / sizeof(badn[0]); i++) {
+		is_int(mstore_index_parse(&ix, badn[i], strlen(badn[i])), MIDX_PARSE_SALVAGED,
+		    "parse: bad N: field %zu drops the entry", i);
+		mstore_index_clear(&ix);
+	}
 
 	memset(&ix, 0, sizeof(ix));
 	is_int(mstore_index_parse(&ix, "V1 100 5 9\n3 1 a\n2 1 b\n", 23), MIDX_PARSE_SALVAGED,
@@ -215,6 +232,117 @@ test_two_processes(void)
 	mstore_index_close(&ix);
 	buf_free(&err);
 	buf_free(&nm);
+}
+
+/* A description (hermod-uidlist.stamp) as describe() writes it, of the
+ * folder as it is now: made by the test to show that a sync believes
+ * one without listing the folder. */
+static void
+forge_description(long long listed, int trusted)
+{
+	static const char *const names[3] = { "new", "cur", MIDX_FILE };
+	struct buf out = BUF_INIT, p = BUF_INIT;
+	size_t i;
+
+	buf_printf(&out, "S1 %lld %d", listed, trusted);
+	for (i = 0; i < 3; i++) {
+		struct stat st;
+
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", dir, names[i]);
+		if (stat(buf_str(&p), &st) < 0)
+			printf("# stat %s: %s\n", buf_str(&p), strerror(errno));
+		buf_printf(&out, " %lld.%09ld/%lld.%09ld/%llu/%llu", (long long)st.st_mtim.tv_sec,
+		    (long)st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec,
+		    (unsigned long long)st.st_ino, (unsigned long long)st.st_size);
+	}
+	buf_addc(&out, '\n');
+	buf_reset(&p);
+	buf_printf(&p, "%s/%s", dir, MIDX_STAMP_FILE);
+	if (write_file_atomic(buf_str(&p), out.data, out.len, 0600) < 0)
+		printf("# write description: %s\n", strerror(errno));
+	buf_free(&out);
+	buf_free(&p);
+}
+
+static int
+read_rel(const char *rel, struct buf *out)
+{
+	struct buf p = BUF_INIT;
+	int rc;
+
+	buf_reset(out);
+	buf_printf(&p, "%s/%s", dir, rel);
+	rc = read_file(buf_str(&p), out, 4096);
+	buf_free(&p);
+	return rc;
+}
+
+/* The description: a listing writes it, a change of ours under the lock
+ * keeps it (with the new names in the file's N: fields, so another
+ * process finds renamed messages without a listing), a sync believes a
+ * young one without listing, an old or removed one makes it list. */
+static void
+test_described(void)
+{
+	struct mstore_index a, b;
+	struct buf err = BUF_INIT, d = BUF_INIT;
+	struct mstore_index_msg *m;
+	size_t n0;
+	uint32_t u;
+	int fd;
+
+	usleep(120000);
+	is_int(mstore_index_open(&a, dir, &err), 0, "described: open: %s", buf_str(&err));
+	ok(read_rel(MIDX_STAMP_FILE, &d) == 0 && !strncmp(buf_str(&d), "S1 ", 3),
+	    "a listing writes the description");
+	ok(strstr(buf_str(&d), " 1 ") != NULL, "of a quiet folder: trusted (%s)", buf_str(&d));
+	is_int(mstore_index_open(&b, dir, &err), 0, "a second handle: %s", buf_str(&err));
+	n0 = b.n;
+	u = a.msgs[0].uid;
+	is_int(mstore_index_set_flags(&a, u, MIDX_SEEN | MIDX_DRAFT, &err), 0, "a flag change: %s", buf_str(&err));
+	ok(read_rel(MIDX_STAMP_FILE, &d) == 0 && strstr(buf_str(&d), " 0 ") != NULL,
+	    "after a change of ours: described again, not trusted (%s)", buf_str(&d));
+	is_int(mstore_index_sync(&b, &err), 0, "the other handle syncs");
+	m = mstore_index_find(&b, u);
+	ok(m && m->name && !strcmp(m->name, mstore_index_find(&a, u)->name) && m->flags == (MIDX_SEEN | MIDX_DRAFT),
+	    "it has the new name and flags (%s)", m && m->name ? m->name : "-");
+	if (m && m->name) {
+		struct buf p = BUF_INIT;
+
+		buf_printf(&p, "%s/%s", dir, m->name);
+		fd = open(buf_str(&p), O_RDONLY);
+		ok(fd >= 0, "and the file opens under it");
+		if (fd >= 0)
+			close(fd);
+		buf_free(&p);
+	}
+	/* a young description is believed: a file put there by a program
+	 * that takes no lock, described away, is not seen... */
+	put("cur", "1900000001.M1P1Q1.forged:2,");
+	forge_description((long long)time(NULL), 0);
+	is_int(mstore_index_sync(&b, &err), 0, "sync under a forged young description");
+	is_int(b.n, n0, "a young description is believed without a listing");
+	/* ... until a listing is asked for */
+	is_int(mstore_index_sync_listed(&b, &err), 0, "mstore_index_sync_listed");
+	is_int(b.n, n0 + 1, "a listing finds the file");
+	/* an old untrusted description is not believed */
+	put("cur", "1900000002.M1P1Q1.forged:2,");
+	forge_description((long long)time(NULL) - 5, 0);
+	usleep(20000);
+	is_int(mstore_index_sync(&b, &err), 0, "sync under an old untrusted description");
+	is_int(b.n, n0 + 2, "an old untrusted description makes the sync list");
+	/* mstore_index_undescribe (what local and popd call) removes it */
+	ok(exists(MIDX_STAMP_FILE), "described again by that listing");
+	mstore_index_undescribe(dir);
+	ok(!exists(MIDX_STAMP_FILE), "mstore_index_undescribe removes the description");
+	put("cur", "1900000003.M1P1Q1.forged:2,");
+	is_int(mstore_index_sync(&a, &err), 0, "sync after an undescribed change");
+	is_int(a.n, n0 + 3, "it lists and sees the new file");
+	mstore_index_close(&a);
+	mstore_index_close(&b);
+	buf_free(&err);
+	buf_free(&d);
 }
 
 /* The sync's fast path (stamps) never hides a change, however soon
@@ -487,6 +615,7 @@ main(void)
 
 	test_two_processes();
 	test_fast_path();
+	test_described();
 
 	buf_printf(&cmd, "rm -rf '%s'", dir);
 	if (system(buf_str(&cmd)) != 0)
