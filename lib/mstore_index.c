@@ -1243,6 +1243,20 @@ install(struct mstore_index *ix, struct mstore_index *f, const struct midx_stamp
 	return 0;
 }
 
+/* A sync under the write lock, taken and given back here. */
+static int
+sync_write_locked(struct mstore_index *ix, struct buf *err)
+{
+	int rc;
+
+	if (lock_index(ix, F_WRLCK, err) < 0)
+		return -1;
+	rc = sync_locked(ix, err, 0);
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	return rc;
+}
+
 int
 mstore_index_sync(struct mstore_index *ix, struct buf *err)
 {
@@ -1257,12 +1271,7 @@ mstore_index_sync(struct mstore_index *ix, struct buf *err)
 		rc = -1;
 	if (rc != 1)
 		return rc;
-	if (lock_index(ix, F_WRLCK, err) < 0)
-		return -1;
-	rc = sync_locked(ix, err, 0);
-	if (lock_index(ix, F_UNLCK, err) < 0)
-		rc = -1;
-	return rc;
+	return sync_write_locked(ix, err);
 }
 
 void
@@ -1294,16 +1303,9 @@ mstore_index_undescribe(const char *folder)
 int
 mstore_index_sync_changed(struct mstore_index *ix, struct buf *err)
 {
-	int rc;
-
 	ix->force_list = 1;
 	ix->stamp_ok = 0;
-	if (lock_index(ix, F_WRLCK, err) < 0)
-		return -1;
-	rc = sync_locked(ix, err, 0);
-	if (lock_index(ix, F_UNLCK, err) < 0)
-		rc = -1;
-	return rc;
+	return sync_write_locked(ix, err);
 }
 
 int
