@@ -9,11 +9,13 @@
 #include "imap_cache.h"
 #include "imap_parse.h"
 #include "mime.h"
+#include "mstore_index.h"
 #include "util.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,16 +90,35 @@ ibox_watch(struct imap_box *b)
 	return b->ops && b->ops->watch ? b->ops->watch(b) : -1;
 }
 
-void
+int
 ibox_watch_drain(struct imap_box *b)
 {
-	char tmp[4096];
-	int fd = ibox_watch(b);
+	/* aligned for struct inotify_event, as inotify(7) shows */
+	char tmp[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int fd = ibox_watch(b), what = 0;
+	ssize_t r;
 
 	if (fd < 0)
-		return;
-	while (read(fd, tmp, sizeof(tmp)) > 0)
-		;
+		return IBOX_WATCH_DIRS;
+	while ((r = read(fd, tmp, sizeof(tmp))) > 0) {
+		const char *p = tmp;
+
+		while (p + sizeof(struct inotify_event) <= tmp + r) {
+			const struct inotify_event *e = (const struct inotify_event *)(const void *)p;
+
+			/* in a Maildir's root our own side files come and go
+			 * (the description a listing writes, the index's temp
+			 * file, the FETCH cache): seeing them as changes made
+			 * every IDLE session of a folder list it whenever
+			 * another did; the index's rename is a change */
+			if (b->maildir && e->len && !strncmp(e->name, "hermod-", 7))
+				what |= !strcmp(e->name, MIDX_FILE) ? IBOX_WATCH_INDEX : 0;
+			else
+				what |= IBOX_WATCH_DIRS;
+			p += sizeof(struct inotify_event) + e->len;
+		}
+	}
+	return what;
 }
 
 /* The change stamp of one file: what a write, rename or new link into

@@ -176,9 +176,13 @@ int ibox_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox
 /* A descriptor that becomes readable when the folder may have changed
  * (inotify on new/ and cur/, or on the mbox file and its directory);
  * -1 when there is none (then the session polls).  ibox_watch_drain
- * reads it empty. */
+ * reads it empty and says what it saw: 0 nothing that matters (our own
+ * side files in a Maildir's root), else IBOX_WATCH_* bits (always DIRS
+ * without a watch, and for an mbox). */
+#define IBOX_WATCH_INDEX	1	/* the Maildir's index was replaced */
+#define IBOX_WATCH_DIRS		2	/* anything else: an entry of new/ or cur/ */
 int ibox_watch(struct imap_box *b);
-void ibox_watch_drain(struct imap_box *b);
+int ibox_watch_drain(struct imap_box *b);
 /* Drop what the next ibox_sync can rebuild: the back end's copy of the
  * index and the FETCH caches of msgs[] (an IDLE session of a
  * 10,000-message folder sits on megabytes of them otherwise).  The

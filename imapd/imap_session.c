@@ -243,7 +243,7 @@ sync_box(struct sess *s, int allow_expunge)
 		int fd = ibox_watch(&s->box);
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
-		if (fd >= 0 && poll(&p, 1, 0) == 0)
+		if (fd >= 0 && (poll(&p, 1, 0) == 0 || ibox_watch_drain(&s->box) == 0))
 			return;
 	}
 	ibox_watch_drain(&s->box);
@@ -1190,8 +1190,23 @@ fill_raw(struct sess *s, struct buf *in)
 		while (pr < 0 && errno == EINTR);
 		if (pr < 0)
 			return -1;
-		if (s->idling && ((pr == 0 && wfd < 0 && s->selected && ibox_poll_changed(&s->box)) ||
-		    (np == 2 && p[1].revents))) {
+		if (s->idling && np == 2 && p[1].revents) {
+			int what = ibox_watch_drain(&s->box);
+
+			if (!what)
+				continue;	/* only our side files */
+			/* a change of new/ or cur/ may come from a program
+			 * that takes no lock: list the folder */
+			if (what & IBOX_WATCH_DIRS)
+				s->box.force_list = 1;
+			s->box_dirty = 1;
+			sync_box(s, 1);
+			idle_release(s);
+			if (flush_out(s) < 0)
+				return -1;
+			if (s->eof)
+				return -1;
+		} else if (s->idling && pr == 0 && wfd < 0 && s->selected && ibox_poll_changed(&s->box)) {
 			s->box_dirty = 1;
 			s->box.force_list = 1;
 			sync_box(s, 1);

@@ -858,10 +858,22 @@ describe(struct mstore_index *ix, const struct midx_stamp *st, long long listed,
 		stamp_fmt(&out, &st[i]);
 	buf_addc(&out, '\n');
 	buf_printf(&path, "%s/%s", ix->path, MIDX_STAMP_FILE);
+	{
+		char b[512];
+		int fd = openat(ix->dirfd, MIDX_STAMP_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		ssize_t r = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		/* the same again (listings in the same second): leave it */
+		if (r == (ssize_t)out.len && !memcmp(b, out.data, out.len))
+			goto done;
+	}
 	/* no fsync: after a crash a lost description is a listing more */
 	if (write_file_atomic_nosync(buf_str(&path), out.data, out.len, 0600) < 0 &&
 	    errno != EACCES && errno != EROFS && errno != EPERM)
 		msg_warn("%s: write: %s", buf_str(&path), strerror(errno));
+done:
 	ix->listed = listed;
 	buf_free(&out);
 	buf_free(&path);

@@ -940,6 +940,67 @@ with Instance(users=["alice"], start=False,
         except (OSError, EOFError):
             ok.append(False)
     t.ok(all(ok), "after all closed, three sessions again", ok)
+# several IDLE sessions on one folder: a delivery wakes each, each tells
+# EXISTS, and then they are quiet: what one session's sync writes beside
+# the index (its description of the folder, the FETCH cache) wakes no
+# other (that once made a thousand IDLE sessions wake each other for ever)
+with Instance(users=["alice"], start=False) as h:
+    enable_imap(h)
+    h.start()
+    port = h.port_base + 143
+    wait_until(lambda: h.pids("imap"), 10)
+    for k in range(30):
+        h.sendmail(["-i", "alice@" + DOMAIN], b"Subject: pre %d\n\nx\n" % k)
+    wait_until(lambda: len(h.message_files("alice")) >= 30, 15)
+    idlers = []
+    for k in range(6):
+        x = login(port)
+        x.cmd("SELECT INBOX")
+        x.send(b"I IDLE\r\n")
+        x.line()
+        idlers.append(x)
+
+    def cpu_ticks():
+        tot = 0
+        for p in h.pids("imap"):
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    v = f.read().rsplit(")", 1)[1].split()
+                tot += int(v[11]) + int(v[12])
+            except (OSError, IndexError, ValueError):
+                pass
+        return tot
+    h.sendmail(["-i", "alice@" + DOMAIN], b"Subject: wake\n\nall of you\n")
+    got = 0
+    for x in idlers:
+        x.s.settimeout(10)
+        try:
+            while True:
+                if re.match(rb"\* \d+ EXISTS", x.line()):
+                    got += 1
+                    break
+        except (socket.timeout, EOFError):
+            pass
+    t.is_(got, len(idlers), "a delivery: every IDLE session tells EXISTS")
+    time.sleep(0.5)
+    desc = os.path.join(h.maildir("alice"), "hermod-uidlist.stamp")
+
+    def dstamp():
+        try:
+            st = os.stat(desc)
+            return (st.st_ino, st.st_mtime_ns)
+        except OSError:
+            return None
+    c0, d0 = cpu_ticks(), dstamp()
+    time.sleep(2.5)
+    used, d1 = cpu_ticks() - c0, dstamp()
+    t.ok(used < 20 and d0 is not None and d0 == d1,
+         "then the IDLE sessions are quiet: %d CPU ticks in 2.5 s, the description not rewritten (%s, %s)"
+         % (used, d0, d1))
+    for x in idlers:
+        x.send(b"DONE\r\n")
+        unt, tl = x.response("I")
+        x.close()
 # COMPRESS=DEFLATE (RFC 4978): raw DEFLATE both ways from right after
 # the OK, over plaintext, over imaps and with the next command sent in
 # the same packet as COMPRESS; a second COMPRESS gets [COMPRESSIONACTIVE];

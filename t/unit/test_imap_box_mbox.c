@@ -452,6 +452,54 @@ test_odd_files(void)
 	free(s);
 }
 
+/* (The Maildir back end's watch, here because this program links both
+ * back ends.)  What a sync writes beside the index - the description of
+ * the folder, the index's temporary file, the FETCH cache - is no change
+ * to the watch: read as one, it made every IDLE session of a folder list
+ * it whenever another had. */
+static void
+touch_rel(const char *folder, const char *rel)
+{
+	struct buf p = BUF_INIT;
+
+	buf_printf(&p, "%s/%s", folder, rel);
+	if (write_file_atomic_nosync(buf_str(&p), "x\n", 2, 0600) < 0)
+		printf("# write %s: %s\n", buf_str(&p), strerror(errno));
+	buf_free(&p);
+}
+
+static void
+test_maildir_watch(void)
+{
+	struct imap_box b;
+	struct buf err = BUF_INIT, folder = BUF_INIT, a = BUF_INIT, c = BUF_INIT;
+	int fd;
+
+	buf_printf(&folder, "%s/md/", dir);
+	memset(&b, 0, sizeof(b));
+	is_int(ibox_open(&b, buf_str(&folder), 1, 0, &err), IBOX_OK, "maildir watch: open: %s", buf_str(&err));
+	fd = ibox_watch(&b);
+	ok(fd >= 0, "a watch descriptor");
+	is_int(ibox_watch_drain(&b), 0, "nothing yet");
+	touch_rel(buf_str(&folder), "hermod-uidlist.stamp");
+	touch_rel(buf_str(&folder), "hermod-cache");
+	touch_rel(buf_str(&folder), "hermod-uidlist.tmp.1");
+	is_int(ibox_watch_drain(&b), 0, "the description, the cache, a temporary file: no change");
+	touch_rel(buf_str(&folder), "hermod-uidlist");
+	is_int(ibox_watch_drain(&b), IBOX_WATCH_INDEX, "the index replaced: INDEX");
+	touch_rel(buf_str(&folder), "new/1900000000.M1P1Q1.w");
+	is_int(ibox_watch_drain(&b), IBOX_WATCH_DIRS, "a file in new/: DIRS");
+	buf_printf(&a, "%s/new/1900000000.M1P1Q1.w", buf_str(&folder));
+	buf_printf(&c, "%s/cur/1900000000.M1P1Q1.w:2,S", buf_str(&folder));
+	ok(rename(buf_str(&a), buf_str(&c)) == 0, "move it to cur/");
+	is_int(ibox_watch_drain(&b), IBOX_WATCH_DIRS, "a rename into cur/: DIRS");
+	ibox_close(&b);
+	buf_free(&err);
+	buf_free(&folder);
+	buf_free(&a);
+	buf_free(&c);
+}
+
 int
 main(void)
 {
@@ -465,6 +513,7 @@ main(void)
 	test_inuse();
 	test_two_sessions();
 	test_odd_files();
+	test_maildir_watch();
 	{
 		struct buf cmd = BUF_INIT;
 
