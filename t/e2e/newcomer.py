@@ -125,6 +125,9 @@ with Instance(users=["alice"], start=False) as h:
     open(mc, "w").write(good)
     h.hermod("reload")
     t.ok(h.wait_messages("alice", 1, 30), "after the fix and a reload the message is delivered", h.log())
+    # the file is in the Maildir a moment before qmgr hears that local
+    # is done and removes the queue file
+    wait_until(lambda: "Mail queue is empty" in h.mailq().stdout.decode(errors="replace"), 15)
     q = h.mailq().stdout.decode(errors="replace")
     t.ok("Mail is not moving" not in q and "Mail queue is empty" in q, "and mailq no longer complains", q)
 
