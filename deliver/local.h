@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "quota.h"
 #include "mbox.h"
 #include "queue_file.h"
 
@@ -93,6 +94,9 @@ struct leaf {
 	struct lprivs pv;
 	int spool;		/* mbox in mail_spool_directory */
 	uid_t owner;		/* required owner of the mbox, (uid_t)-1 any */
+	/* a user's own Maildir: its quota (lib/quota.h), kept in target */
+	int quota_set;
+	struct quota_limit quota;
 	/* command environment */
 	char *env_rcpt, *env_local, *env_ext, *env_domain;
 	struct lstatus fail;

@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "maildir.h"
 #include "mbox.h"
+#include "quota.h"
 #include "service.h"
 #include "util.h"
 
@@ -37,6 +38,31 @@ local_prefix(struct buf *out, const char *sender, const char *addr)
 	buf_printf(out, "Return-Path: <%s>\nDelivered-To: %s\n", sender, addr);
 }
 
+/* A user's own Maildir over its quota: RFC 3463 X.2.2, deferred by
+ * default (the user may make room; maximal_queue_lifetime bounds the
+ * wait), at once when mailbox_quota_full_tempfail = no.  An
+ * accounting we cannot make defers. */
+static int
+quota_fits(struct leaf *lf, long long size, struct lstatus *st)
+{
+	struct quota_usage u;
+	struct buf err = BUF_INIT;
+	int r = quota_room(lf->target, &lf->quota, size, 1, &u, &err);
+
+	if (r < 0)
+		lstatus_set(st, LS_DEFER, "4.2.0", "cannot count the mailbox for its quota: %s",
+		    buf_str(&err));
+	else if (r == 0) {
+		int tempfail = conf_bool("mailbox_quota_full_tempfail");
+
+		quota_describe(&lf->quota, &u, &err);
+		lstatus_set(st, tempfail ? LS_DEFER : LS_BOUNCE, tempfail ? "4.2.2" : "5.2.2",
+		    "mailbox full: %s", buf_str(&err));
+	}
+	buf_free(&err);
+	return r == 1;
+}
+
 /* The delivery itself, as whoever we are now.  spool_user: switch the
  * effective ids to it between opening and writing a spool mbox. */
 static void
@@ -54,11 +80,25 @@ store(struct lmsg *m, struct leaf *lf, struct lstatus *st, const struct lprivs *
 	src.copy = lmsg_copy;
 	src.ctx = m;
 	if (lf->kind == LEAF_MAILDIR) {
-		if (maildir_deliver(lf->target, &src, NULL, &err) < 0) {
+		struct buf path = BUF_INIT;
+		long long size = (long long)prefix.len + (long long)m->env.content_size;
+
+		if (lf->quota_set && !quota_fits(lf, size, st)) {
+			buf_free(&path);
+			goto out;
+		}
+		if (maildir_deliver(lf->target, &src, &path, &err) < 0) {
 			e = errno;
 			lstatus_from_errno(st, e, buf_str(&err));
-		} else
+		} else {
+			long long got = quota_name_size(buf_str(&path));
+
+			/* the mailbox's maildirsize, if it has one, stays right
+			 * whether or not a limit is set now */
+			quota_add(lf->target, got >= 0 ? got : size, 1);
 			lstatus_set(st, LS_SENT, "2.0.0", "delivered to maildir");
+		}
+		buf_free(&path);
 		goto out;
 	}
 	mbox_opts_from_conf(&o);

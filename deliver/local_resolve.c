@@ -653,6 +653,20 @@ expand_forward_path(struct buf *out, const char *tmpl, const struct passwd *pw,
 	return 0;
 }
 
+/* The quota of a user's own Maildir (not of Maildirs named in aliases
+ * or .forward: those are files of the user's choosing).  A map we
+ * cannot read defers the delivery instead of lifting the limit. */
+static void
+leaf_quota(struct leaf *lf, const char *user)
+{
+	if (quota_lookup(user, &lf->quota) < 0) {
+		lf->kind = LEAF_FAIL;
+		lstatus_set(&lf->fail, LS_DEFER, "4.3.0", "mailbox_quota_maps unavailable");
+		return;
+	}
+	lf->quota_set = quota_limited(&lf->quota);
+}
+
 static void
 mailbox_leaf(struct rctx *c, const struct level *lv, const struct passwd *pw, const char *addr)
 {
@@ -675,6 +689,8 @@ mailbox_leaf(struct rctx *c, const struct level *lv, const struct passwd *pw, co
 	}
 	lf->target = buf_steal(&target);
 	lf->spool = n == 0;
+	if (kind == LEAF_MAILDIR)
+		leaf_quota(lf, pw->pw_name);
 	lf->owner = c->privileged ? pw->pw_uid : getuid();
 	if (c->privileged) {
 		lf->pv.set = pw->pw_uid != 0;
@@ -774,7 +790,8 @@ out:
 }
 
 static void
-vuser_leaf(struct rctx *c, const struct level *lv, const char *maildir, const char *addr)
+vuser_leaf(struct rctx *c, const struct level *lv, const char *name, const char *maildir,
+    const char *addr)
 {
 	struct leaf *lf = new_leaf(c, lv, LEAF_MAILDIR, addr);
 	struct stat st;
@@ -782,6 +799,7 @@ vuser_leaf(struct rctx *c, const struct level *lv, const char *maildir, const ch
 	if (!lf)
 		return;
 	lf->target = xstrdup(maildir);
+	leaf_quota(lf, name);
 	/* privileged: write as the owner of the Maildir, root only if root owns it */
 	if (c->privileged && stat(maildir, &st) == 0 && st.st_uid != 0) {
 		struct passwd *pw = getpwuid(st.st_uid);
@@ -853,7 +871,7 @@ expand_local(struct rctx *c, const struct level *lv, const char *local, const ch
 			goto out;
 		}
 		if (r > 0) {
-			vuser_leaf(c, lv, buf_str(&val), buf_str(&addr));
+			vuser_leaf(c, lv, names[i], buf_str(&val), buf_str(&addr));
 			goto out;
 		}
 	}

@@ -108,10 +108,11 @@ ibox_watch_drain(struct imap_box *b)
 
 			/* in a Maildir's root our own side files come and go
 			 * (the description a listing writes, the index's temp
-			 * file, the FETCH cache): seeing them as changes made
+			 * file, the FETCH cache; the quota's maildirsize): seeing them as changes made
 			 * every IDLE session of a folder list it whenever
 			 * another did; the index's rename is a change */
-			if (b->maildir && e->len && !strncmp(e->name, "hermod-", 7))
+			if (b->maildir && e->len && (!strncmp(e->name, "hermod-", 7) ||
+			    !strncmp(e->name, "maildirsize", 11)))
 				what |= !strcmp(e->name, MIDX_FILE) ? IBOX_WATCH_INDEX : 0;
 			else
 				what |= IBOX_WATCH_DIRS;
@@ -429,12 +430,75 @@ ibox_status(const char *path, int maildir, struct ibox_status *st, struct buf *e
 	return maildir ? ibox_maildir_status(path, st, err) : ibox_mbox_status(path, st, err);
 }
 
+/* The session's quota: one user, one root, for the process's life. */
+static char *quota_root;
+static struct quota_limit quota_lim;
+static int quota_moving;
+
+void
+ibox_quota_init(const char *root, const struct quota_limit *q)
+{
+	free(quota_root);
+	quota_root = root ? xstrdup(root) : NULL;
+	quota_lim = *q;
+}
+
+int
+ibox_quota_get(struct quota_usage *u, struct quota_limit *q, struct buf *err)
+{
+	*q = quota_lim;
+	if (!quota_root || !quota_limited(&quota_lim))
+		return 0;
+	return quota_usage(quota_root, &quota_lim, u, err) < 0 ? -1 : 1;
+}
+
+void
+ibox_quota_moving(int on)
+{
+	quota_moving = on;
+}
+
+void
+ibox_quota_invalidate(void)
+{
+	if (quota_root)
+		quota_invalidate(quota_root);
+}
+
+void
+ibox_quota_removed(long long bytes, long long n)
+{
+	if (quota_root)
+		quota_add(quota_root, -bytes, -n);
+}
+
 int
 ibox_append(const char *path, int maildir, const struct ibox_append *m, size_t n,
     uint32_t *uidvalidity, uint32_t *uids, struct buf *err)
 {
-	return maildir ? ibox_maildir_append(path, m, n, uidvalidity, uids, err) :
-	    ibox_mbox_append(path, m, n, uidvalidity, uids, err);
+	long long bytes = 0;
+	size_t i;
+	int r;
+
+	if (!maildir)
+		return ibox_mbox_append(path, m, n, uidvalidity, uids, err);
+	for (i = 0; i < n; i++)
+		bytes += (long long)m[i].len;	/* stored as sent: S= is len */
+	if (quota_root && !quota_moving) {
+		struct quota_usage u;
+
+		r = quota_room(quota_root, &quota_lim, bytes, (long long)n, &u, err);
+		if (r < 0)
+			return IBOX_ERR;
+		if (r == 0) {
+			quota_describe(&quota_lim, &u, err);
+			return IBOX_OVERQUOTA;
+		}
+	}
+	r = ibox_maildir_append(path, m, n, uidvalidity, uids, err);
+	if (r == IBOX_OK && quota_root)
+		quota_add(quota_root, bytes, (long long)n);
+	return r;
 }
 
 /* COPY one message at a time: a loaded message is valid only until the

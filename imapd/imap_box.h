@@ -34,6 +34,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "quota.h"
 #include "imap_seq.h"
 
 /* Flag bits: the IMAP_FLAG_* of imap_parse.h, and \Recent. */
@@ -242,7 +243,26 @@ int ibox_append(const char *path, int maildir, const struct ibox_append *m, size
 int ibox_copy(struct imap_box *b, const size_t *idx, size_t n, const char *path, int maildir,
     uint32_t *uidvalidity, uint32_t *uids, struct buf *err);
 
+/* ---- the quota (lib/quota.h, imapd(8) QUOTA) ---- */
+
+/* The session's quota root, the Maildir of INBOX, which holds every
+ * folder of the user, and its limit; root NULL: no accounting (an mbox
+ * INBOX).  APPEND and COPY into a Maildir then check the limit
+ * (IBOX_OVERQUOTA) and, like EXPUNGE, keep ROOT/maildirsize right. */
+void ibox_quota_init(const char *root, const struct quota_limit *q);
+/* GETQUOTA: 1 usage and limit set, 0 the user has no quota, -1 error. */
+int ibox_quota_get(struct quota_usage *u, struct quota_limit *q, struct buf *err);
+/* While on, a copy is the first step of a MOVE inside the account:
+ * usage does not grow, so it is not refused (a user over quota can
+ * still move mail to Trash). */
+void ibox_quota_moving(int on);
+/* A folder was deleted: the next use recomputes. */
+void ibox_quota_invalidate(void);
+
 /* ---- for the back ends only ---- */
+
+/* Messages of bytes on disk were removed from a Maildir folder. */
+void ibox_quota_removed(long long bytes, long long n);
 
 /* A sync found msgs[] entry m gone, at sequence number seq of the view
  * being built: tell it (EXPUNGE and VANISHED), count \Recent down and

@@ -398,12 +398,15 @@ md_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_chang
 	struct mdpriv *d = b->priv;
 	struct buf path = BUF_INIT;
 	size_t i, gone = 0;
+	long long bytes = 0, removed = 0;
 
 	if (mstore_index_sync(&d->ix, err) < 0)
 		return IBOX_ERR;
 	for (i = 0; i < d->ix.n; i++) {
 		struct mstore_index_msg *x = &d->ix.msgs[i];
 		uint32_t seq;
+		long long sz;
+		struct stat sb;
 
 		if (!(x->flags & MIDX_TRASHED))
 			continue;
@@ -412,12 +415,22 @@ md_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_chang
 		/* only messages this session knows (RFC 3501: those it was told) */
 		if (!(seq = ibox_seq_of_uid(b, x->uid)))
 			continue;
-		if (unlinkat(d->ix.dirfd, x->name, 0) < 0 && errno != ENOENT) {
-			buf_printf(err, "%s%s: unlink: %s", b->path, x->name, strerror(errno));
-			return IBOX_ERR;
+		if ((sz = quota_name_size(x->name)) < 0)
+			sz = fstatat(d->ix.dirfd, x->name, &sb, 0) == 0 ? (long long)sb.st_size : 0;
+		if (unlinkat(d->ix.dirfd, x->name, 0) < 0) {
+			if (errno != ENOENT) {
+				buf_printf(err, "%s%s: unlink: %s", b->path, x->name, strerror(errno));
+				ibox_quota_removed(bytes, removed);
+				return IBOX_ERR;
+			}
+			/* someone else's removal, counted by them */
+		} else {
+			bytes += sz;
+			removed++;
 		}
 		gone++;
 	}
+	ibox_quota_removed(bytes, removed);
 	if (gone) {
 		buf_printf(&path, "%scur", b->path);
 		if (fsync_dir(buf_str(&path)) < 0) {

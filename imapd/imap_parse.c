@@ -84,6 +84,7 @@ static const struct {
 	[IMAP_CMD_COMPRESS] = { "COMPRESS", S_AU, 0 },
 	[IMAP_CMD_GETQUOTA] = { "GETQUOTA", S_AU, 0 },
 	[IMAP_CMD_GETQUOTAROOT] = { "GETQUOTAROOT", S_AU, 0 },
+	[IMAP_CMD_SETQUOTA] = { "SETQUOTA", S_AU, 0 },
 	[IMAP_CMD_CHECK] = { "CHECK", S_SEL, 0 },
 	[IMAP_CMD_CLOSE] = { "CLOSE", S_SEL, 0 },
 	[IMAP_CMD_UNSELECT] = { "UNSELECT", S_SEL, 0 },
@@ -1707,6 +1708,28 @@ p_getquota(struct cur *c, struct imap_cmd *cmd)
 	return sp(c) < 0 ? -1 : astring(c, &cmd->quota_root, "a quota root");
 }
 
+/* RFC 9208 4.3: SETQUOTA root (resource limit ...).  Parsed in full
+ * so that a malformed one is BAD; the session refuses a well-formed
+ * one (limits are the administrator's). */
+static int
+p_setquota(struct cur *c, struct imap_cmd *cmd)
+{
+	const char *s;
+	size_t n;
+	uint64_t v;
+
+	if (p_getquota(c, cmd) < 0 || sp(c) < 0 || expect_ch(c, '(') < 0)
+		return -1;
+	while (peek(c) != ')') {
+		if (atom(c, &s, &n, "a resource name") < 0 || sp(c) < 0 ||
+		    number(c, UINT64_MAX >> 1, 0, &v, "a limit") < 0)
+			return -1;
+		if (peek(c) != ')' && sp(c) < 0)
+			return -1;
+	}
+	return expect_ch(c, ')');
+}
+
 static int
 p_expunge(struct cur *c, struct imap_cmd *cmd)
 {
@@ -2328,6 +2351,7 @@ static int (*const handlers[IMAP_CMD_COUNT])(struct cur *, struct imap_cmd *) = 
 	[IMAP_CMD_NAMESPACE] = p_none, [IMAP_CMD_ENABLE] = p_enable,
 	[IMAP_CMD_IDLE] = p_none, [IMAP_CMD_COMPRESS] = p_compress,
 	[IMAP_CMD_GETQUOTA] = p_getquota, [IMAP_CMD_GETQUOTAROOT] = p_mailbox,
+	[IMAP_CMD_SETQUOTA] = p_setquota,
 	[IMAP_CMD_CHECK] = p_none, [IMAP_CMD_CLOSE] = p_none,
 	[IMAP_CMD_UNSELECT] = p_none, [IMAP_CMD_EXPUNGE] = p_expunge,
 	[IMAP_CMD_SEARCH] = p_search, [IMAP_CMD_FETCH] = p_fetch,

@@ -71,7 +71,7 @@ imap_capabilities(struct buf *out, int state, int starttls, int logindisabled)
 	}
 	buf_adds(out, " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS"
 	    " SPECIAL-USE ESEARCH SEARCHRES CONDSTORE QRESYNC SORT THREAD=ORDEREDSUBJECT"
-	    " THREAD=REFERENCES BINARY UTF8=ACCEPT WITHIN COMPRESS=DEFLATE");
+	    " THREAD=REFERENCES BINARY UTF8=ACCEPT WITHIN COMPRESS=DEFLATE QUOTA");
 	if (conf_int("message_size_limit") > 0)
 		buf_printf(out, " APPENDLIMIT=%lld", (long long)conf_int("message_size_limit"));
 }
@@ -161,6 +161,7 @@ box_error(struct sess *s, const char *tag, int r, const struct buf *err)
 		tagged(s, tag, "NO", "[NONEXISTENT] No such mailbox");
 		break;
 	case IBOX_OVERQUOTA:
+		msg_info("user=<%s>: over quota: %s", s->au->name, buf_str(err));
 		tagged(s, tag, "NO", "[OVERQUOTA] Quota exceeded");
 		break;
 	case IBOX_GONE:
@@ -722,7 +723,9 @@ do_copy(struct sess *s, const struct imap_cmd *c)
 	src = xcalloc(n, sizeof(*src));
 	for (k = 0; k < n; k++)
 		src[k] = s->box.msgs[idx[k]].uid;
+	ibox_quota_moving(move);
 	r = ibox_copy(&s->box, idx, n, buf_str(&path), maildir, &uidv, dst, &err);
+	ibox_quota_moving(0);
 	if (r != IBOX_OK) {
 		box_error(s, c->tag, r, &err);
 		goto out;
@@ -868,6 +871,67 @@ do_expunge(struct sess *s, const struct imap_cmd *c, int silent)
 			tagged(s, c->tag, "OK", "EXPUNGE completed");
 		}
 	}
+	buf_free(&err);
+}
+
+/* RFC 9208: one quota root, "", for all the folders of a Maildir user
+ * (the Maildir++ maildirsize of INBOX); none for a user without a
+ * limit or with an mbox INBOX.  STORAGE is in units of 1024 octets. */
+static void
+quota_response(struct sess *s, const struct quota_usage *u, const struct quota_limit *q)
+{
+	const char *sp = "";
+
+	buf_adds(&s->out, "* QUOTA \"\" (");
+	if (q->bytes > 0) {
+		buf_printf(&s->out, "STORAGE %lld %lld", (u->bytes + 1023) / 1024, q->bytes / 1024);
+		sp = " ";
+	}
+	if (q->messages > 0)
+		buf_printf(&s->out, "%sMESSAGE %lld %lld", sp, u->messages, q->messages);
+	buf_adds(&s->out, ")\r\n");
+}
+
+static void
+do_getquota(struct sess *s, const struct imap_cmd *c)
+{
+	struct buf path = BUF_INIT, err = BUF_INIT;
+	struct imap_folder_res fr;
+	struct quota_usage u;
+	struct quota_limit q;
+	int maildir, exists, r;
+
+	imap_folder_res_init(&fr);
+	if (c->verb == IMAP_CMD_GETQUOTAROOT) {
+		if (imap_folder_path(&s->ns, &c->mbox, &path, &maildir, &exists, &fr) < 0) {
+			folder_done(s, c->tag, &fr, "GETQUOTAROOT");
+			goto out;
+		}
+		if (!exists) {
+			tagged(s, c->tag, "NO", "[NONEXISTENT] No such mailbox");
+			goto out;
+		}
+	}
+	if ((r = ibox_quota_get(&u, &q, &err)) < 0) {
+		box_error(s, c->tag, IBOX_ERR, &err);
+		goto out;
+	}
+	if (c->verb == IMAP_CMD_GETQUOTA && (r == 0 || *c->quota_root)) {
+		tagged(s, c->tag, "NO", "[NONEXISTENT] No such quota root");
+		goto out;
+	}
+	if (c->verb == IMAP_CMD_GETQUOTAROOT) {
+		buf_adds(&s->out, "* QUOTAROOT ");
+		imap_folder_write_name(&s->ns, c->mbox.utf8, &s->out);
+		buf_adds(&s->out, r ? " \"\"\r\n" : "\r\n");
+	}
+	if (r)
+		quota_response(s, &u, &q);
+	sync_box(s, 1);
+	tagged(s, c->tag, "OK", "%s completed", imap_cmd_name(c->verb));
+out:
+	imap_folder_res_free(&fr);
+	buf_free(&path);
 	buf_free(&err);
 }
 
@@ -1052,6 +1116,8 @@ handle(struct sess *s, struct imap_cmd *c)
 		break;
 	case IMAP_CMD_DELETE:
 		imap_folder_delete(&s->ns, &c->mbox, &fr);
+		if (!strcmp(fr.status, "OK"))
+			ibox_quota_invalidate();
 		sync_box(s, 1);
 		folder_done(s, c->tag, &fr, "DELETE");
 		break;
@@ -1079,6 +1145,13 @@ handle(struct sess *s, struct imap_cmd *c)
 		break;
 	case IMAP_CMD_APPEND:
 		do_append(s, c);
+		break;
+	case IMAP_CMD_GETQUOTA:
+	case IMAP_CMD_GETQUOTAROOT:
+		do_getquota(s, c);
+		break;
+	case IMAP_CMD_SETQUOTA:
+		tagged(s, c->tag, "NO", "[NOPERM] Quotas are set by the administrator");
 		break;
 	case IMAP_CMD_COMPRESS:
 		/* RFC 4978: both sides compress from right after the OK */
@@ -1348,6 +1421,13 @@ setup_ns(struct sess *s)
 
 	s->ns.inbox = xstrdup(s->au->mailbox);
 	s->ns.inbox_maildir = s->au->maildir;
+	{
+		/* quota (lib/quota.h): a Maildir INBOX is the root of all
+		 * the user's folders; an mbox user's are not counted */
+		struct quota_limit q = { s->au->quota_bytes, s->au->quota_messages };
+
+		ibox_quota_init(s->au->maildir ? s->au->mailbox : NULL, &q);
+	}
 	if (s->au->maildir)
 		buf_sets(&root, s->au->mailbox);
 	else {

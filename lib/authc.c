@@ -145,6 +145,18 @@ dup_field(const struct proto_msg *m, size_t i, char **out)
 	return 0;
 }
 
+/* "BYTES MESSAGES" */
+static int
+parse_quota(const char *s, struct auth_user *u)
+{
+	char **v = str_split(s, " ");
+	int r = strv_len(v) == 2 && parse_ll(v[0], 0, 1LL << 62, &u->quota_bytes) == 0 &&
+	    parse_ll(v[1], 0, 1LL << 62, &u->quota_messages) == 0 ? 0 : -1;
+
+	strv_free(v);
+	return r;
+}
+
 int
 authc_recv(int fd, struct auth_user *u)
 {
@@ -189,6 +201,11 @@ authc_recv(int fd, struct auth_user *u)
 	u->uid = (uid_t)uid;
 	u->gid = (gid_t)gid;
 	u->maildir = !strcmp(type, "maildir");
+	if (m.nfields >= 9 && parse_quota(proto_field(&m, 8), u) < 0) {
+		msg_warn("authd: malformed quota in reply");
+		auth_user_free(u);
+		goto out;
+	}
 	if (u->maildir && u->mailbox[strlen(u->mailbox) - 1] != '/') {
 		msg_warn("authd: Maildir path without a trailing slash");
 		auth_user_free(u);

@@ -9,7 +9,8 @@
  *   PROTO_AUTH_REPLY [result "ok" | "fail" | "tempfail", canonical user
  *                     name, uid, gid, home, mailbox type "maildir" |
  *                     "mbox", mailbox path (Maildir with trailing '/'),
- *                     text for the log]
+ *                     text for the log, quota "BYTES MESSAGES" (0: no
+ *                     limit; absent from an older authd: none)]
  *   PROTO_USER_REQ   [service, local part]
  *   PROTO_USER_REPLY [result "ok" | "fail" | "tempfail"]
  *     "is there a mailbox user of this name" without a password: smtpd's
@@ -34,6 +35,8 @@ struct auth_user {
 	char *home;
 	char *mailbox;		/* path; a Maildir path ends in '/' */
 	int maildir;		/* 1 Maildir, 0 mbox */
+	long long quota_bytes;	/* lib/quota.h; 0: no limit */
+	long long quota_messages;
 };
 
 #define AUTHC_OK	1

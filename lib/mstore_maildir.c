@@ -15,6 +15,7 @@
 #include "mstore.h"
 #include "maildir.h"
 #include "mstore_index.h"
+#include "quota.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -247,16 +248,29 @@ int
 mstore_maildir_update(struct mstore *b, struct buf *err)
 {
 	size_t i;
+	long long bytes = 0, removed = 0;
 	int rc = 0;
 
 	for (i = 0; i < b->n; i++) {
+		long long sz;
+		struct stat st;
+
 		if (!b->msgs[i].deleted)
 			continue;
-		if (unlinkat(b->dirfd, b->msgs[i].name, 0) < 0 && errno != ENOENT) {
-			buf_printf(err, "unlink %s%s: %s", b->path, b->msgs[i].name, strerror(errno));
-			rc = -1;
+		if ((sz = quota_name_size(b->msgs[i].name)) < 0)
+			sz = fstatat(b->dirfd, b->msgs[i].name, &st, 0) == 0 ? (long long)st.st_size : 0;
+		if (unlinkat(b->dirfd, b->msgs[i].name, 0) < 0) {
+			if (errno != ENOENT) {
+				buf_printf(err, "unlink %s%s: %s", b->path, b->msgs[i].name, strerror(errno));
+				rc = -1;
+			}
+			continue;
 		}
+		bytes += sz;
+		removed++;
 	}
+	/* the POP3 mailbox is the Maildir of INBOX, the quota root */
+	quota_add(b->path, -bytes, -removed);
 	mstore_index_undescribe(b->path);
 	{
 		int cfd = openat(b->dirfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "log.h"
 #include "proto.h"
+#include "quota.h"
 #include "service.h"
 #include "util.h"
 #include "vuser.h"
@@ -61,6 +62,7 @@ struct answer {
 	uid_t uid;
 	gid_t gid;
 	int maildir;
+	struct quota_limit quota;
 };
 
 /* A copy of s fit for a log line: printable ASCII, at most max bytes. */
@@ -265,6 +267,20 @@ authenticate(const char *user, const char *password, struct answer *a)
 	a->res = r == 1 ? RES_OK : r == 0 ? RES_FAIL : RES_TEMPFAIL;
 }
 
+/* The session enforces and reports the quota (imapd): a map we cannot
+ * read is a temporary failure, not a login without limits. */
+static void
+add_quota(struct answer *a)
+{
+	if (a->res != RES_OK)
+		return;
+	if (quota_lookup(buf_str(&a->name), &a->quota) < 0) {
+		buf_reset(&a->why);
+		buf_adds(&a->why, "mailbox_quota_maps unreadable");
+		a->res = RES_TEMPFAIL;
+	}
+}
+
 /* A service name: [a-z0-9-], short. */
 static int
 service_valid(const struct proto_field *f)
@@ -315,6 +331,7 @@ reply(int fd, const struct answer *a)
 		proto_build_adds(&b, a->maildir ? "maildir" : "mbox");
 		proto_build_adds(&b, buf_str(&a->mailbox));
 		proto_build_adds(&b, buf_str(&a->why));
+		proto_build_addf(&b, "%lld %lld", a->quota.bytes, a->quota.messages);
 	} else {
 		proto_build_adds(&b, a->res == RES_FAIL ? "fail" : "tempfail");
 		proto_build_adds(&b, "");
@@ -456,8 +473,10 @@ one_request(int fd)
 		dummy_crypt();
 		a.res = RES_FAIL;
 		buf_adds(&a.why, "invalid user name or password");
-	} else
+	} else {
 		authenticate(usr->data, pw->data, &a);
+		add_quota(&a);
+	}
 	if (a.res == RES_OK)
 		msg_info("%s: ok (%s, uid %lu)", buf_str(&lg), buf_str(&a.why), (unsigned long)a.uid);
 	else if (a.res == RES_FAIL)

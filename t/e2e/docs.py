@@ -26,7 +26,8 @@ missing = [n for n in names if n.replace("_", r"\_") not in page and n not in pa
 t.is_(missing, [], "every parameter (%d) appears in hermod.conf(5)" % len(names))
 for m in ("sendmail.8", "mailq.1", "newaliases.8", "hermod.8", "hermod.conf.5", "aliases.5",
           "hermod-master.8", "master.conf.5", "pickup.8", "qmgr.8", "local.8", "postdrop.8", "showq.8",
-          "authd.8", "smtpd.8", "popd.8", "imapd.8", "smtp.8", "postlogd.8", "transport.5"):
+          "authd.8", "smtpd.8", "popd.8", "imapd.8", "smtp.8", "postlogd.8", "transport.5",
+          "quota.5"):
     path = os.path.join(SRCDIR, "doc", m)
     ok = os.path.exists(path)
     if ok:
