@@ -983,6 +983,15 @@ with Instance(users=["alice"], start=False) as h:
             pass
     t.is_(got, len(idlers), "a delivery: every IDLE session tells EXISTS")
     time.sleep(0.5)
+    # a session that syncs between local's rename into new/ and its
+    # removal of the description sees it removed afterwards (no harm: the
+    # next sync lists); a seventh session's SELECT describes the folder
+    # again, and that write must wake none of the six either
+    x = login(port)
+    x.cmd("SELECT INBOX")
+    x.cmd("LOGOUT")
+    x.close()
+    time.sleep(0.3)
     desc = os.path.join(h.maildir("alice"), "hermod-uidlist.stamp")
 
     def dstamp():
