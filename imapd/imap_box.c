@@ -110,10 +110,12 @@ ibox_watch_drain(struct imap_box *b)
 			 * (the description a listing writes, the index's temp
 			 * file, the FETCH cache; the quota's maildirsize): seeing them as changes made
 			 * every IDLE session of a folder list it whenever
-			 * another did; the index's rename is a change */
+			 * another did; the index's rename and a batch written to
+			 * its change log are a change */
 			if (b->maildir && e->len && (!strncmp(e->name, "hermod-", 7) ||
 			    !strncmp(e->name, "maildirsize", 11)))
-				what |= !strcmp(e->name, MIDX_FILE) ? IBOX_WATCH_INDEX : 0;
+				what |= !strcmp(e->name, MIDX_FILE) || !strcmp(e->name, MIDX_LOG_FILE) ?
+				    IBOX_WATCH_INDEX : 0;
 			else
 				what |= IBOX_WATCH_DIRS;
 			p += sizeof(struct inotify_event) + e->len;
@@ -144,7 +146,7 @@ ibox_poll_changed(struct imap_box *b)
 	int changed;
 
 	if (b->maildir) {
-		static const char *const sub[] = { "new", "cur", "hermod-uidlist" };
+		static const char *const sub[] = { "new", "cur", MIDX_FILE, MIDX_LOG_FILE };
 		size_t i;
 
 		for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {

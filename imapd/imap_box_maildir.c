@@ -397,14 +397,17 @@ md_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_chang
 {
 	struct mdpriv *d = b->priv;
 	struct buf path = BUF_INIT;
-	size_t i, gone = 0;
+	uint32_t *gone = NULL;
+	size_t i, ngone = 0;
 	long long bytes = 0, removed = 0;
+	int rc = IBOX_OK;
 
-	if (mstore_index_sync(&d->ix, err) < 0)
+	/* under the write lock from the sync to the index's record of the
+	 * removals, so that the other sessions see them without a listing */
+	if (mstore_index_begin(&d->ix, err) < 0)
 		return IBOX_ERR;
 	for (i = 0; i < d->ix.n; i++) {
 		struct mstore_index_msg *x = &d->ix.msgs[i];
-		uint32_t seq;
 		long long sz;
 		struct stat sb;
 
@@ -413,35 +416,43 @@ md_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_chang
 		if (uids && !imap_seq_contains(uids, x->uid))
 			continue;
 		/* only messages this session knows (RFC 3501: those it was told) */
-		if (!(seq = ibox_seq_of_uid(b, x->uid)))
+		if (!ibox_seq_of_uid(b, x->uid))
 			continue;
 		if ((sz = quota_name_size(x->name)) < 0)
 			sz = fstatat(d->ix.dirfd, x->name, &sb, 0) == 0 ? (long long)sb.st_size : 0;
 		if (unlinkat(d->ix.dirfd, x->name, 0) < 0) {
 			if (errno != ENOENT) {
 				buf_printf(err, "%s%s: unlink: %s", b->path, x->name, strerror(errno));
-				ibox_quota_removed(bytes, removed);
-				return IBOX_ERR;
+				rc = IBOX_ERR;
+				break;
 			}
 			/* someone else's removal, counted by them */
 		} else {
 			bytes += sz;
 			removed++;
 		}
-		gone++;
+		if (!gone)
+			gone = xreallocarray(NULL, d->ix.n, sizeof(*gone));
+		gone[ngone++] = x->uid;
 	}
 	ibox_quota_removed(bytes, removed);
-	if (gone) {
+	if (ngone) {
 		buf_printf(&path, "%scur", b->path);
-		if (fsync_dir(buf_str(&path)) < 0) {
+		if (fsync_dir(buf_str(&path)) < 0 && rc == IBOX_OK) {
 			buf_printf(err, "%s: fsync: %s", buf_str(&path), strerror(errno));
-			buf_free(&path);
-			return IBOX_ERR;
+			rc = IBOX_ERR;
 		}
 		buf_free(&path);
-		/* our listing describes the folder again */
-		b->force_list = 2;
 	}
+	/* what is gone is gone: recorded even after an error */
+	for (i = 0; i < ngone; i++)
+		mstore_index_drop(&d->ix, gone[i]);
+	free(gone);
+	if (mstore_index_commit(&d->ix, rc == IBOX_OK ? err : &path) < 0 && rc == IBOX_OK)
+		rc = IBOX_ERR;
+	buf_free(&path);
+	if (rc != IBOX_OK)
+		return rc;
 	return md_sync(b, 1, ch, err);
 }
 
@@ -616,10 +627,10 @@ ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
     uint32_t *uidvalidity, uint32_t *uids, struct buf *err)
 {
 	struct mstore_index ix;
-	struct buf *base, tmp = BUF_INIT, dst = BUF_INIT, letters = BUF_INIT, dp = BUF_INIT;
+	struct buf *base, *dst, tmp = BUF_INIT, letters = BUF_INIT, dp = BUF_INIT, e2 = BUF_INIT;
 	struct stat sb;
-	size_t i;
-	int dirfd, rc = IBOX_ERR;
+	size_t i, moved = 0;
+	int dirfd, rc = IBOX_ERR, locked = 0;
 
 	if (stat(path, &sb) < 0)
 		return errno == ENOENT ? IBOX_NONEXIST : IBOX_ERR;
@@ -628,11 +639,13 @@ ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
 		return IBOX_ERR;
 	}
 	base = xcalloc(n, sizeof(*base));
+	dst = xcalloc(n, sizeof(*dst));
+	memset(&ix, 0, sizeof(ix));
+	ix.dirfd = ix.lockfd = -1;
 	for (i = 0; i < n; i++) {
 		unsigned f = to_midx(m[i].flags, 0);
 
 		buf_reset(&tmp);
-		buf_reset(&dst);
 		buf_reset(&letters);
 		maildir_unique_name(&base[i]);
 		buf_printf(&tmp, "tmp/%s", buf_str(&base[i]));
@@ -640,14 +653,23 @@ ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
 			goto out;
 		mstore_index_flags_str(f, &letters);
 		if (f)
-			buf_printf(&dst, "cur/%s,S=%zu,W=%zu:2,%s", buf_str(&base[i]), m[i].len,
+			buf_printf(&dst[i], "cur/%s,S=%zu,W=%zu:2,%s", buf_str(&base[i]), m[i].len,
 			    mstore_wire_size(m[i].data, m[i].len), buf_str(&letters));
 		else
-			buf_printf(&dst, "new/%s,S=%zu,W=%zu", buf_str(&base[i]), m[i].len,
+			buf_printf(&dst[i], "new/%s,S=%zu,W=%zu", buf_str(&base[i]), m[i].len,
 			    mstore_wire_size(m[i].data, m[i].len));
-		if (renameat(dirfd, buf_str(&tmp), dirfd, buf_str(&dst)) < 0) {
-			buf_printf(err, "%s%s: rename: %s", path, buf_str(&dst), strerror(errno));
-			unlinkat(dirfd, buf_str(&tmp), 0);
+	}
+	/* the files go into new/ and cur/ under the index's write lock, and
+	 * the index gives them their UIDs (in this order) before it is
+	 * released: the other sessions see them without a listing */
+	if (mstore_index_open(&ix, path, err) < 0 || mstore_index_begin(&ix, err) < 0)
+		goto out;
+	locked = 1;
+	for (moved = 0; moved < n; moved++) {
+		buf_reset(&tmp);
+		buf_printf(&tmp, "tmp/%s", buf_str(&base[moved]));
+		if (renameat(dirfd, buf_str(&tmp), dirfd, buf_str(&dst[moved])) < 0) {
+			buf_printf(err, "%s%s: rename: %s", path, buf_str(&dst[moved]), strerror(errno));
 			goto out;
 		}
 	}
@@ -658,40 +680,36 @@ ibox_maildir_append(const char *path, const struct ibox_append *m, size_t n,
 	buf_printf(&dp, "%scur", path);
 	if (fsync_dir(buf_str(&dp)) < 0)
 		goto syserr;
-	/* the index gives the UIDs, in arrival order: a listing (the
-	 * folder's description is older than our files) that describes
-	 * the folder again for the other sessions */
-	if (mstore_index_open(&ix, path, err) < 0 || mstore_index_sync_changed(&ix, err) < 0) {
-		mstore_index_close(&ix);
-		goto out;
-	}
 	*uidvalidity = ix.uidvalidity;
-	for (i = 0; i < n; i++) {
-		size_t k;
-
-		uids[i] = 0;
-		for (k = ix.n; k-- > 0;)
-			if (!strcmp(ix.msgs[k].base, buf_str(&base[i]))) {
-				uids[i] = ix.msgs[k].uid;
-				break;
-			}
-		if (uids[i] && m[i].keywords && *m[i].keywords &&
-		    mstore_index_set_keywords(&ix, uids[i], m[i].keywords, err) < 0) {
-			mstore_index_close(&ix);
-			goto out;
-		}
-	}
-	mstore_index_close(&ix);
+	for (i = 0; i < n; i++)
+		if (mstore_index_add(&ix, buf_str(&dst[i]), m[i].keywords, &uids[i]) < 0)
+			uids[i] = 0;	/* (the next listing gives it one) */
+	locked = 0;
+	if (mstore_index_commit(&ix, err) < 0)
+		goto out;
 	rc = IBOX_OK;
 	goto out;
 syserr:
 	buf_printf(err, "%s: fsync: %s", buf_str(&dp), strerror(errno));
 out:
-	for (i = 0; i < n; i++)
+	/* (after an error, the files moved keep their place: the next
+	 * listing indexes them) */
+	if (locked && mstore_index_commit(&ix, &e2) < 0)
+		msg_warn("%s: %s", path, buf_str(&e2));
+	mstore_index_close(&ix);
+	for (i = moved; rc != IBOX_OK && i < n && base[i].len; i++) {
+		buf_reset(&tmp);
+		buf_printf(&tmp, "tmp/%s", buf_str(&base[i]));
+		(void)unlinkat(dirfd, buf_str(&tmp), 0);
+	}
+	for (i = 0; i < n; i++) {
 		buf_free(&base[i]);
+		buf_free(&dst[i]);
+	}
 	free(base);
+	free(dst);
 	buf_free(&tmp);
-	buf_free(&dst);
+	buf_free(&e2);
 	buf_free(&letters);
 	buf_free(&dp);
 	close(dirfd);

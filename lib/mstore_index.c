@@ -185,6 +185,9 @@ mstore_index_clear(struct mstore_index *ix)
 	ix->nexpunged = 0;
 	ix->stamp_ok = 0;	/* the next sync reads everything */
 	ix->file_ok = 0;
+	ix->log_off = 0;
+	ix->log_ino = 0;
+	ix->log_bad = 0;
 }
 
 /* One entry line; 0 with *m filled, -1 malformed. */
@@ -368,6 +371,28 @@ bad:
 	return MIDX_PARSE_BAD;
 }
 
+/* One entry line, LF included (the file's and the change log's). */
+static void
+format_entry(const struct mstore_index_msg *m, struct buf *out)
+{
+	buf_printf(out, "%u %llu %s", (unsigned)m->uid,
+	    (unsigned long long)m->modseq, m->base);
+	if (m->flags & MIDX_ALL) {
+		buf_adds(out, " F:");
+		mstore_index_flags_str(m->flags, out);
+	}
+	if (m->keywords && *m->keywords)
+		buf_printf(out, " K:%s", m->keywords);
+	/* the whole file name, for a sync that trusts the file
+	 * without listing the folder (sync_described) */
+	if (m->name && strlen(m->name) >= 4 + strlen(m->base) &&
+	    (!strncmp(m->name, "new/", 4) || !strncmp(m->name, "cur/", 4)) &&
+	    !strncmp(m->name + 4, m->base, strlen(m->base)) &&
+	    name_rest_valid(m->name + 4 + strlen(m->base), strlen(m->name + 4 + strlen(m->base))))
+		buf_printf(out, " N:%c%s", m->name[0] == 'n' ? 'n' : 'c', m->name + 4 + strlen(m->base));
+	buf_addc(out, '\n');
+}
+
 void
 mstore_index_format(const struct mstore_index *ix, struct buf *out)
 {
@@ -375,26 +400,195 @@ mstore_index_format(const struct mstore_index *ix, struct buf *out)
 
 	buf_printf(out, "V2 %u %u %llu\n", (unsigned)ix->uidvalidity,
 	    (unsigned)ix->uidnext, (unsigned long long)ix->highestmodseq);
-	for (i = 0; i < ix->n; i++) {
-		const struct mstore_index_msg *m = &ix->msgs[i];
+	for (i = 0; i < ix->n; i++)
+		format_entry(&ix->msgs[i], out);
+}
 
-		buf_printf(out, "%u %llu %s", (unsigned)m->uid,
-		    (unsigned long long)m->modseq, m->base);
-		if (m->flags & MIDX_ALL) {
-			buf_adds(out, " F:");
-			mstore_index_flags_str(m->flags, out);
+/* --- the change log -------------------------------------------------- */
+
+/*
+ * FOLDER/hermod-uidlist.log extends the file that its header names by
+ * its stamp ("L1 UIDVALIDITY INO SIZE MTIME"), so that a log left by a
+ * crash between a new file's rename and the log's removal is known as
+ * old and never applied.  After the header, batches: "+ ENTRY" (an entry
+ * line as in the file, N: required: the message as it is now, added or
+ * replaced) and "- UID" (removed) lines, then "C UIDNEXT HIGHESTMODSEQ".
+ * A batch is written by one write() and fdatasync'ed; one without its C
+ * line (torn by a crash) is not taken, and the next writer cuts it off.
+ */
+
+/* One record of a batch, checked before any of the batch is applied. */
+struct logrec {
+	int drop;
+	struct mstore_index_msg m;	/* drop: only m.uid */
+};
+
+static void
+logrec_free(struct logrec *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!r[i].drop)
+			msg_free(&r[i].m);
+}
+
+static int
+has_base(const struct mstore_index *ix, const char *base)
+{
+	size_t i;
+
+	for (i = 0; i < ix->n; i++)
+		if (!strcmp(ix->msgs[i].base, base))
+			return 1;
+	return 0;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Check a batch against ix as it is, then apply it: an entry of an
+ * existing UID keeps its BASENAME; a new UID is above every UID held and
+ * its BASENAME new.  0 applied (the records' strings taken), -1 refused. */
+static int
+apply_batch(struct mstore_index *ix, struct logrec *r, size_t nr, uint64_t next, uint64_t hms)
+{
+	uint64_t last = ix->n ? ix->msgs[ix->n - 1].uid : 0, maxuid = 0, maxms = hms;
+	size_t i, j, adds = 0;
+
+	for (i = 0; i < nr; i++) {
+		struct mstore_index_msg *x;
+
+		if (r[i].drop)
+			continue;
+		if (r[i].m.modseq > maxms)
+			maxms = r[i].m.modseq;
+		if ((x = mstore_index_find(ix, r[i].m.uid))) {
+			if (strcmp(x->base, r[i].m.base))
+				return -1;
+			continue;
 		}
-		if (m->keywords && *m->keywords)
-			buf_printf(out, " K:%s", m->keywords);
-		/* the whole file name, for a sync that trusts the file
-		 * without listing the folder (sync_described) */
-		if (m->name && strlen(m->name) >= 4 + strlen(m->base) &&
-		    (!strncmp(m->name, "new/", 4) || !strncmp(m->name, "cur/", 4)) &&
-		    !strncmp(m->name + 4, m->base, strlen(m->base)) &&
-		    name_rest_valid(m->name + 4 + strlen(m->base), strlen(m->name + 4 + strlen(m->base))))
-			buf_printf(out, " N:%c%s", m->name[0] == 'n' ? 'n' : 'c', m->name + 4 + strlen(m->base));
-		buf_addc(out, '\n');
+		if (r[i].m.uid <= last || r[i].m.uid == UINT32_MAX || has_base(ix, r[i].m.base))
+			return -1;
+		for (j = 0; j < i; j++)
+			if (!r[j].drop && !strcmp(r[j].m.base, r[i].m.base))
+				return -1;
+		last = maxuid = r[i].m.uid;
+		adds++;
 	}
+	if (ix->n + adds > MIDX_MAX_MSGS)
+		return -1;
+	if (adds)
+		ix->msgs = xreallocarray(ix->msgs, ix->n + adds, sizeof(*ix->msgs));
+	for (i = 0; i < nr; i++) {
+		struct mstore_index_msg *x = mstore_index_find(ix, r[i].m.uid);
+
+		if (r[i].drop) {
+			if (x) {
+				size_t k = (size_t)(x - ix->msgs);
+
+				msg_free(x);
+				memmove(x, x + 1, (ix->n - k - 1) * sizeof(*x));
+				ix->n--;
+				ix->expunged = xreallocarray(ix->expunged, ix->nexpunged + 1,
+				    sizeof(*ix->expunged));
+				ix->expunged[ix->nexpunged++] = r[i].m.uid;
+			}
+			continue;
+		}
+		if (x)
+			msg_free(x);
+		else if (ix->n && r[i].m.uid <= ix->msgs[ix->n - 1].uid)
+			continue;	/* dropped earlier in the batch */
+		else
+			x = &ix->msgs[ix->n++];
+		*x = r[i].m;
+		memset(&r[i].m, 0, sizeof(r[i].m));
+		r[i].drop = 1;	/* (taken: nothing left to free) */
+	}
+	if (maxuid >= ix->uidnext)
+		ix->uidnext = (uint32_t)maxuid + 1;
+	if (next > ix->uidnext)
+		ix->uidnext = (uint32_t)next;
+	if (maxms > ix->highestmodseq)
+		ix->highestmodseq = maxms;
+	return 0;
+}
+
+int
+mstore_index_apply_log(struct mstore_index *ix, const char *p, size_t n, size_t *used)
+{
+	const char *end = p + n, *s, *nl;
+	struct logrec *r = NULL;
+	size_t nr = 0, cap = 0;
+	int rc = 0;
+
+	*used = 0;
+	for (s = p; s < end; s = nl + 1) {
+		size_t len;
+		uint64_t v;
+
+		if (!(nl = memchr(s, '\n', (size_t)(end - s))))
+			break;	/* a batch torn by a crash: not taken */
+		len = (size_t)(nl - s);
+		if (len >= MIDX_MAX_LINE || len < 3 || s[1] != ' ' || nr >= MIDX_MAX_MSGS) {
+			rc = -1;
+			break;
+		}
+		if (s[0] == 'C') {
+			const char *f[3];
+			size_t fl[3];
+			uint64_t next, hms;
+
+			if (fields(s, len, f, fl, 3) != 3 || fl[0] != 1 ||
+			    num_parse(f[1], fl[1], UINT32_MAX, &next) < 0 ||
+			    num_parse(f[2], fl[2], MIDX_MAX_MODSEQ, &hms) < 0 ||
+			    apply_batch(ix, r, nr, next, hms) < 0) {
+				rc = -1;
+				break;
+			}
+			logrec_free(r, nr);
+			nr = 0;
+			*used = (size_t)(nl + 1 - p);
+			continue;
+		}
+		if (nr == cap) {
+			cap = cap ? cap * 2 : 16;
+			r = xreallocarray(r, cap, sizeof(*r));
+		}
+		memset(&r[nr], 0, sizeof(r[nr]));
+		if (s[0] == '+' && parse_entry(s + 2, len - 2, &r[nr].m) == 0) {
+			if (!r[nr].m.name) {
+				msg_free(&r[nr].m);
+				rc = -1;
+				break;
+			}
+			nr++;
+		} else if (s[0] == '-' && num_parse(s + 2, len - 2, UINT32_MAX, &v) == 0) {
+			r[nr].drop = 1;
+			r[nr++].m.uid = (uint32_t)v;
+		} else {
+			rc = -1;
+			break;
+		}
+	}
+	logrec_free(r, nr);
+	free(r);
+	if (ix->nexpunged > 1) {
+		size_t i, k = 1;
+
+		qsort(ix->expunged, ix->nexpunged, sizeof(*ix->expunged), cmp_u32);
+		for (i = 1; i < ix->nexpunged; i++)
+			if (ix->expunged[i] != ix->expunged[k - 1])
+				ix->expunged[k++] = ix->expunged[i];
+		ix->nexpunged = k;
+	}
+	return rc;
 }
 
 /* --- the folder ------------------------------------------------------ */
@@ -674,6 +868,152 @@ lock_uidvalidity(struct mstore_index *ix)
 
 static int file_stamp(struct mstore_index *ix, struct midx_stamp *st);
 
+static void
+log_header(const struct mstore_index *t, const struct midx_stamp *base, struct buf *out)
+{
+	buf_printf(out, "L1 %u %llu %llu %lld.%09ld\n", (unsigned)t->uidvalidity, base->ino,
+	    base->size, (long long)base->mtim.tv_sec, (long)base->mtim.tv_nsec);
+}
+
+/*
+ * Bring t (the file as base stamps it, and the log up to t->log_off) up
+ * to the log's last complete batch; under the lock, read or write.  0
+ * done (no log, or one of another file, or a bad one: then t->log_bad
+ * and nothing more is read from it); 2 the log is not the one t read
+ * (removed or made again by hand): t must be read from the file again.
+ */
+static int
+log_catch_up(struct mstore_index *ix, struct mstore_index *t, const struct midx_stamp *base)
+{
+	int fd = openat(ix->dirfd, MIDX_LOG_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct buf hdr = BUF_INIT;
+	struct stat sb;
+	char *data = NULL;
+	size_t off, want, got = 0, used = 0;
+	int rc = 0;
+
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return t->log_off > 0 ? 2 : 0;
+	}
+	if (t->log_off > 0 && ((unsigned long long)sb.st_ino != t->log_ino || sb.st_size < t->log_off)) {
+		close(fd);
+		return 2;
+	}
+	if (sb.st_size == t->log_off || t->log_bad)
+		goto out;
+	if (sb.st_size > MIDX_MAX_FILE) {
+		t->log_bad = 1;
+		goto out;
+	}
+	off = (size_t)t->log_off;
+	if (off == 0) {
+		char h[128];
+		ssize_t r;
+
+		log_header(t, base, &hdr);
+		r = pread(fd, h, hdr.len, 0);
+		if (r != (ssize_t)hdr.len || memcmp(h, hdr.data, hdr.len)) {
+			/* a log of another file (a crash after the file's rename),
+			 * or a torn header: not ours; the next change writes the
+			 * file, which removes it */
+			t->log_bad = 1;
+			goto out;
+		}
+		off = hdr.len;
+	}
+	want = (size_t)sb.st_size - off;
+	data = xmalloc(want ? want : 1);
+	while (got < want) {
+		ssize_t r = pread(fd, data + got, want - got, (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (mstore_index_apply_log(t, data, got, &used) < 0) {
+		msg_warn("%s/%s: malformed after byte %zu; the index file is written again",
+		    ix->path, MIDX_LOG_FILE, off + used);
+		t->log_bad = 1;
+	}
+	t->log_off = (long long)(off + used);
+	t->log_ino = (unsigned long long)sb.st_ino;
+out:
+	close(fd);
+	free(data);
+	buf_free(&hdr);
+	return rc;
+}
+
+static int write_index(struct mstore_index *ix, struct buf *err);
+
+/*
+ * Write ix->pending: as one batch appended to the log, or (no usable log,
+ * or one that would grow past MIDX_LOG_MIN and the file's size /
+ * MIDX_LOG_SHARE) the whole file, which ends the log.  Under the write
+ * lock, after a sync, with the changes made in msgs[].
+ */
+static int
+commit_pending(struct mstore_index *ix, struct buf *err)
+{
+	struct buf out = BUF_INIT;
+	struct stat sb;
+	long long lim = (long long)(ix->file_stamp.size / MIDX_LOG_SHARE);
+	int fd = -1, fresh = ix->log_off == 0;
+
+	if (!ix->pending.len)
+		return 0;
+	if (lim < MIDX_LOG_MIN)
+		lim = MIDX_LOG_MIN;
+	if (!ix->file_ok || ix->log_bad || ix->log_off + (long long)ix->pending.len + 64 > lim) {
+		buf_reset(&ix->pending);
+		return write_index(ix, err);
+	}
+	if (fresh)
+		log_header(ix, &ix->file_stamp, &out);
+	buf_add(&out, ix->pending.data, ix->pending.len);
+	buf_printf(&out, "C %u %llu\n", (unsigned)ix->uidnext, (unsigned long long)ix->highestmodseq);
+	buf_reset(&ix->pending);
+	/* until it is written, msgs[] is not what the files say */
+	ix->file_ok = 0;
+	fd = openat(ix->dirfd, MIDX_LOG_FILE, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0 || fstat(fd, &sb) < 0)
+		goto syserr;
+	if (!fresh && (unsigned long long)sb.st_ino != ix->log_ino) {
+		/* (the sync just made would have seen that) */
+		close(fd);
+		buf_free(&out);
+		return write_index(ix, err);
+	}
+	/* a batch torn by a crash goes; the new one follows the last whole one */
+	if ((sb.st_size != ix->log_off && ftruncate(fd, (off_t)ix->log_off) < 0) ||
+	    lseek(fd, (off_t)ix->log_off, SEEK_SET) < 0 || write_full(fd, out.data, out.len) < 0 ||
+	    fdatasync(fd) < 0)
+		goto syserr;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto syserr;
+	}
+	fd = -1;
+	/* a new log's name must last as its batch does */
+	if (fresh && fsync_dir(ix->path) < 0)
+		goto syserr;
+	ix->log_off += (long long)out.len;
+	ix->log_ino = (unsigned long long)sb.st_ino;
+	ix->file_ok = 1;
+	buf_free(&out);
+	return 0;
+syserr:
+	buf_printf(err, "%s/%s: write: %s", ix->path, MIDX_LOG_FILE, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	buf_free(&out);
+	return -1;
+}
+
 static int
 write_index(struct mstore_index *ix, struct buf *err)
 {
@@ -686,8 +1026,17 @@ write_index(struct mstore_index *ix, struct buf *err)
 	if (write_file_atomic(buf_str(&path), out.data, out.len, 0600) < 0) {
 		buf_printf(err, "%s: write: %s", buf_str(&path), strerror(errno));
 		rc = -1;
-	} else if (file_stamp(ix, &ix->file_stamp) == 0)
-		ix->file_ok = 1;	/* msgs[] is the file now */
+	} else {
+		if (file_stamp(ix, &ix->file_stamp) == 0)
+			ix->file_ok = 1;	/* msgs[] is the file now */
+		/* the new file holds what the log did: a log left behind
+		 * names the old file, and nobody applies it */
+		if (unlinkat(ix->dirfd, MIDX_LOG_FILE, 0) < 0 && errno != ENOENT)
+			msg_warn("%s/%s: unlink: %s", ix->path, MIDX_LOG_FILE, strerror(errno));
+		ix->log_off = 0;
+		ix->log_ino = 0;
+		ix->log_bad = 0;
+	}
 	/* only a hint for the next rebuild: a failure here is not worth
 	 * failing the sync for, and the lock file needs no fsync */
 	buf_printf(&uv, "%u\n", (unsigned)ix->uidvalidity);
@@ -819,6 +1168,9 @@ clone_state(const struct mstore_index *ix, struct mstore_index *f)
 		f->msgs[i].keywords = ix->msgs[i].keywords ? xstrdup(ix->msgs[i].keywords) : NULL;
 	}
 	f->n = ix->n;
+	f->log_off = ix->log_off;
+	f->log_ino = ix->log_ino;
+	f->log_bad = ix->log_bad;
 }
 
 /*
@@ -992,6 +1344,7 @@ sync_described(struct mstore_index *ix, const struct midx_stamp *now, int recent
 		if (!f.msgs[i].name)
 			goto out;	/* an old file: only a listing gives the names */
 	/* (we hold the lock: the file read is the one stamped in now[2]) */
+	(void)log_catch_up(ix, &f, &now[2]);
 	ix->rebuilt = 0;
 	rc = install(ix, &f, &now[2], 1) < 0 ? 1 : 0;
 out:
@@ -1001,10 +1354,30 @@ out:
 	return rc;
 }
 
+static int sync_locked1(struct mstore_index *ix, struct buf *err, int ro);
+
 /* The sync itself, with the lock held (ro: a read lock; then 1 when it
- * must be done again under the write lock). */
+ * must be done again under the write lock): the folder, then what the
+ * change log has that msgs[] lacks. */
 static int
 sync_locked(struct mstore_index *ix, struct buf *err, int ro)
+{
+	int rc = sync_locked1(ix, err, ro), tries;
+
+	for (tries = 0; rc == 0 && ix->file_ok && tries < 2; tries++) {
+		if (log_catch_up(ix, ix, &ix->file_stamp) != 2)
+			break;
+		/* not the log we read: from the file again */
+		ix->file_ok = 0;
+		ix->stamp_ok = 0;
+		ix->log_off = 0;
+		rc = sync_locked1(ix, err, ro);
+	}
+	return rc;
+}
+
+static int
+sync_locked1(struct mstore_index *ix, struct buf *err, int ro)
 {
 	struct midx_stamp before[3];
 	int recent = 1, rc;
@@ -1081,14 +1454,26 @@ sync_full(struct mstore_index *ix, struct buf *err, int ro)
 	buf_printf(&path, "%s/%s", ix->path, MIDX_FILE);
 	if (ix->file_ok && file_stamp(ix, &fst) == 0 && same_stamps1(&fst, &ix->file_stamp)) {
 		clone_state(ix, &f);
-		pr = MIDX_PARSE_OK;
-		fst_ok = 1;
-	} else if ((fst_ok = file_stamp(ix, &fst) == 0),
+		if (log_catch_up(ix, &f, &fst) == 2) {
+			mstore_index_clear(&f);
+			memset(&f, 0, sizeof(f));
+		} else {
+			pr = MIDX_PARSE_OK;
+			fst_ok = 1;
+		}
+	}
+	if (pr == MIDX_PARSE_OK)
+		;
+	else if ((fst_ok = file_stamp(ix, &fst) == 0),
 	    read_file(buf_str(&path), &data, MIDX_MAX_FILE) == 0) {
 		pr = mstore_index_parse(&f, data.data ? data.data : "", data.len);
 		/* what we parsed is what the stamp taken before stands for
 		 * (we hold the lock: nobody replaces the file meanwhile) */
 		fst_ok = fst_ok && pr == MIDX_PARSE_OK;
+		/* and the log's changes to it, before the files are matched
+		 * (else their flags and names would look changed outside) */
+		if (fst_ok)
+			(void)log_catch_up(ix, &f, &fst);
 	} else if (errno == EFBIG) {
 		/* (the read-locked pass only finds out: the write pass says it) */
 		if (!ro)
@@ -1250,6 +1635,9 @@ install(struct mstore_index *ix, struct mstore_index *f, const struct midx_stamp
 	ix->uidvalidity = f->uidvalidity;
 	ix->uidnext = f->uidnext;
 	ix->highestmodseq = f->highestmodseq;
+	ix->log_off = f->log_off;
+	ix->log_ino = f->log_ino;
+	ix->log_bad = f->log_bad;
 	f->msgs = NULL;
 	f->n = 0;
 	return 0;
@@ -1401,6 +1789,14 @@ flagged_name(const struct mstore_index_msg *m, unsigned flags, struct buf *out)
  * change applies to what is on disk now) and the message: 0 with *m set
  * and the lock held; 1 (the message is gone) or -1 (an error) with the
  * lock released again. */
+/* m as it is now, for the change log (an entry given twice: the last wins) */
+static void
+queue_entry(struct mstore_index *ix, const struct mstore_index_msg *m)
+{
+	buf_adds(&ix->pending, "+ ");
+	format_entry(m, &ix->pending);
+}
+
 static int
 begin_change(struct mstore_index *ix, uint32_t uid, struct mstore_index_msg **m, struct buf *err)
 {
@@ -1408,6 +1804,7 @@ begin_change(struct mstore_index *ix, uint32_t uid, struct mstore_index_msg **m,
 
 	if (lock_index(ix, F_WRLCK, err) < 0)
 		return -1;
+	buf_reset(&ix->pending);
 	if (sync_locked(ix, err, 0) < 0)
 		rc = -1;
 	else if (!(*m = mstore_index_find(ix, uid)))
@@ -1441,15 +1838,17 @@ mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags,
 		free(m->name);
 		m->name = buf_steal(&to);
 		ix->stamp_ok = 0;
+		queue_entry(ix, m);
 	}
-	if (m->flags == flags) {
-		rc = 0;
-		goto out;
+	if (m->flags != flags) {
+		m->flags = flags;
+		m->modseq = ++ix->highestmodseq;
+		ix->stamp_ok = 0;
+		buf_reset(&ix->pending);
+		queue_entry(ix, m);
 	}
-	m->flags = flags;
-	m->modseq = ++ix->highestmodseq;
-	ix->stamp_ok = 0;
-	if ((rc = write_index(ix, err)) == 0)
+	rc = 0;
+	if (ix->pending.len && (rc = commit_pending(ix, err)) == 0)
 		describe_change(ix);
 out:
 	buf_free(&to);
@@ -1480,7 +1879,8 @@ mstore_index_set_keywords(struct mstore_index *ix, uint32_t uid,
 	m->keywords = keywords && *keywords ? xstrdup(keywords) : NULL;
 	m->modseq = ++ix->highestmodseq;
 	ix->stamp_ok = 0;
-	if ((rc = write_index(ix, err)) == 0)
+	queue_entry(ix, m);
+	if ((rc = commit_pending(ix, err)) == 0)
 		describe_change(ix);
 out:
 	if (lock_index(ix, F_UNLCK, err) < 0)
@@ -1494,7 +1894,7 @@ mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size
 {
 	struct buf to = BUF_INIT;
 	size_t i;
-	int changed = 0, rc = 0;
+	int rc = 0;
 
 	for (i = 0; i < n; i++)
 		if (c[i].set_keywords && c[i].keywords && *c[i].keywords &&
@@ -1504,12 +1904,13 @@ mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size
 		}
 	if (lock_index(ix, F_WRLCK, err) < 0)
 		return -1;
+	buf_reset(&ix->pending);
 	if (sync_locked(ix, err, 0) < 0)
 		rc = -1;
 	for (i = 0; rc == 0 && i < n; i++) {
 		struct mstore_index_msg *m = mstore_index_find(ix, c[i].uid);
 		unsigned flags = c[i].flags & MIDX_ALL;
-		int mod = 0;
+		int mod = 0, renamed = 0;
 
 		c[i].result = m ? 0 : 1;
 		if (!m)
@@ -1526,6 +1927,7 @@ mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size
 			free(m->name);
 			m->name = buf_steal(&to);
 			ix->stamp_ok = 0;
+			renamed = 1;
 		}
 		if (m->flags != flags) {
 			m->flags = flags;
@@ -1537,16 +1939,16 @@ mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size
 			m->keywords = c[i].keywords && *c[i].keywords ? xstrdup(c[i].keywords) : NULL;
 			mod = 1;
 		}
-		if (mod) {
+		if (mod)
 			m->modseq = ++ix->highestmodseq;
-			changed = 1;
-		}
+		if (mod || renamed)
+			queue_entry(ix, m);
 	}
-	/* the renames done are on disk: the file records them even when a
+	/* the renames done are on disk: the index records them even when a
 	 * later one failed */
-	if (changed) {
+	if (ix->pending.len) {
 		ix->stamp_ok = 0;
-		if (write_index(ix, err) < 0)
+		if (commit_pending(ix, err) < 0)
 			rc = -1;
 		else
 			describe_change(ix);
@@ -1557,10 +1959,93 @@ mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size
 	return rc;
 }
 
+int
+mstore_index_begin(struct mstore_index *ix, struct buf *err)
+{
+	if (lock_index(ix, F_WRLCK, err) < 0)
+		return -1;
+	buf_reset(&ix->pending);
+	if (sync_locked(ix, err, 0) < 0) {
+		(void)lock_index(ix, F_UNLCK, err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mstore_index_add(struct mstore_index *ix, const char *name, const char *keywords, uint32_t *uid)
+{
+	const char *file, *info;
+	struct mstore_index_msg *m;
+	size_t bl, i;
+
+	if (strncmp(name, "new/", 4) && strncmp(name, "cur/", 4))
+		return -1;
+	file = name + 4;
+	bl = strcspn(file, ",:");
+	if (!base_valid(file, bl) || !name_rest_valid(file + bl, strlen(file + bl)) ||
+	    (keywords && *keywords && !mstore_index_keywords_valid(keywords)))
+		return -1;
+	/* (a listing may have found it first: then it has its UID) */
+	for (i = ix->n; i-- > 0;)
+		if (!strncmp(ix->msgs[i].base, file, bl) && !ix->msgs[i].base[bl]) {
+			*uid = ix->msgs[i].uid;
+			return 0;
+		}
+	if (ix->uidnext == UINT32_MAX || ix->n >= MIDX_MAX_MSGS)
+		return -1;
+	ix->msgs = xreallocarray(ix->msgs, ix->n + 1, sizeof(*ix->msgs));
+	m = &ix->msgs[ix->n++];
+	memset(m, 0, sizeof(*m));
+	m->uid = ix->uidnext++;
+	m->modseq = ++ix->highestmodseq;
+	m->base = xstrndup(file, bl);
+	m->name = xstrdup(name);
+	info = strstr(file + bl, ":2,");
+	m->flags = info ? mstore_index_flags_parse(info + 3) : 0;
+	m->keywords = keywords && *keywords ? xstrdup(keywords) : NULL;
+	ix->stamp_ok = 0;
+	queue_entry(ix, m);
+	*uid = m->uid;
+	return 0;
+}
+
+void
+mstore_index_drop(struct mstore_index *ix, uint32_t uid)
+{
+	struct mstore_index_msg *m = mstore_index_find(ix, uid);
+	size_t k;
+
+	if (!m)
+		return;
+	k = (size_t)(m - ix->msgs);
+	msg_free(m);
+	memmove(m, m + 1, (ix->n - k - 1) * sizeof(*m));
+	ix->n--;
+	/* an expunge is a change (RFC 7162 3.2.10) */
+	ix->highestmodseq++;
+	ix->stamp_ok = 0;
+	buf_printf(&ix->pending, "- %u\n", (unsigned)uid);
+}
+
+int
+mstore_index_commit(struct mstore_index *ix, struct buf *err)
+{
+	int rc = 0;
+
+	if (ix->pending.len && (rc = commit_pending(ix, err)) == 0)
+		describe_change(ix);
+	buf_reset(&ix->pending);
+	if (lock_index(ix, F_UNLCK, err) < 0)
+		rc = -1;
+	return rc;
+}
+
 void
 mstore_index_close(struct mstore_index *ix)
 {
 	mstore_index_clear(ix);
+	buf_free(&ix->pending);
 	if (ix->lockfd >= 0)
 		close(ix->lockfd);
 	if (ix->dirfd >= 0)

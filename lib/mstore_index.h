@@ -23,6 +23,10 @@
 #define MIDX_FILE		"hermod-uidlist"
 #define MIDX_LOCK		"hermod-uidlist.lock"
 #define MIDX_STAMP_FILE		"hermod-uidlist.stamp"
+#define MIDX_LOG_FILE		"hermod-uidlist.log"
+/* the change log is folded into a new file when it grows past both */
+#define MIDX_LOG_MIN		(64L * 1024)
+#define MIDX_LOG_SHARE		2		/* ... and past the file's size / this */
 #define MIDX_MAX_LINE		4096		/* bytes of one line, LF included */
 #define MIDX_MAX_MSGS		1000000		/* entries kept from a file */
 #define MIDX_MAX_FILE		(128L * 1024 * 1024)
@@ -80,6 +84,14 @@ struct mstore_index {
 	int described;
 	long long listed;
 	int force_list;		/* the next sync lists the folder */
+	/* the change log (hermod-uidlist.log): a change of a few messages
+	 * appends their entries to it instead of writing the file again, so
+	 * that the other sessions read only what changed.  msgs[] is the
+	 * file as file_stamp says and the log's batches up to log_off. */
+	long long log_off;
+	unsigned long long log_ino;
+	int log_bad;		/* unusable after log_off: the next change writes the file */
+	struct buf pending;	/* the log records of a change being made */
 };
 
 /* One change of mstore_index_change. */
@@ -136,6 +148,32 @@ int mstore_index_set_keywords(struct mstore_index *ix, uint32_t uid,
  * keyword list included, then nothing is changed). */
 int mstore_index_change(struct mstore_index *ix, struct mstore_index_change *c, size_t n,
     struct buf *err);
+/*
+ * A change of the folder's files by the caller (APPEND, EXPUNGE), made
+ * under the write lock so that the other sessions need no listing to see
+ * it: begin takes the lock and syncs (0 ok, -1 err, and then no lock is
+ * held); the caller then moves its files into new/ or cur/ and tells
+ * each with mstore_index_add (0 with *uid, -1 a name the index cannot
+ * hold: the next listing finds the file), or removes files and tells
+ * mstore_index_drop; commit writes the change (the log, or the file when
+ * the log is full), describes the folder again and unlocks, whatever it
+ * returns (0 ok, -1 err).
+ */
+int mstore_index_begin(struct mstore_index *ix, struct buf *err);
+int mstore_index_add(struct mstore_index *ix, const char *name, const char *keywords,
+    uint32_t *uid);
+void mstore_index_drop(struct mstore_index *ix, uint32_t uid);
+int mstore_index_commit(struct mstore_index *ix, struct buf *err);
+/*
+ * The records of change-log batches (what follows the log's header) on
+ * ix: each batch ("+ ENTRY" and "- UID" lines, then "C UIDNEXT
+ * HIGHESTMODSEQ") is checked whole and then applied, so that a batch
+ * torn by a crash is never half taken.  *used: the bytes of the batches
+ * applied.  0: all complete batches applied; -1: a malformed one, where
+ * *used stops.  UIDs removed go to ix->expunged.  (Public for the fuzz
+ * harness.)
+ */
+int mstore_index_apply_log(struct mstore_index *ix, const char *p, size_t n, size_t *used);
 void mstore_index_close(struct mstore_index *ix);
 
 /* "DFRS" <-> bits, and the letter string for bits (out gets at most 6). */
