@@ -209,8 +209,9 @@ ibox_release(struct imap_box *b)
 		free(m->envelope);
 		free(m->bodystructure);
 		free(m->body);
-		m->envelope = m->bodystructure = m->body = NULL;
-		m->have &= ~(unsigned)(IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE);
+		free(m->header);
+		m->envelope = m->bodystructure = m->body = m->header = NULL;
+		m->have &= ~(unsigned)(IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE | IBOX_META_HEADER);
 	}
 	buf_free(&b->mapbuf);
 	if (!b->maildir || !b->ops || !b->priv || b->packed)
@@ -265,6 +266,7 @@ msg_free(struct ibox_msg *m)
 	free(m->envelope);
 	free(m->bodystructure);
 	free(m->body);
+	free(m->header);
 }
 
 void
@@ -352,7 +354,8 @@ ibox_meta(struct imap_box *b, size_t i, unsigned what, struct buf *err)
 	if (i >= b->n)
 		return IBOX_GONE;
 	m = &b->msgs[i];
-	what &= IBOX_META_SIZE | IBOX_META_IDATE | IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE;
+	what &= IBOX_META_SIZE | IBOX_META_IDATE | IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE |
+	    IBOX_META_HEADER;
 	if (!(what & ~m->have))
 		return IBOX_OK;
 	/* the folder's cache first: what another session (or an earlier
@@ -400,10 +403,22 @@ meta_compute(struct imap_box *b, size_t i, unsigned what, struct buf *err)
 	}
 	m->size = mime_crlf_size(p, n, NULL);
 	m->have |= IBOX_META_SIZE;
-	if (what & (IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE)) {
+	if (what & (IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE | IBOX_META_HEADER)) {
 		struct buf o = BUF_INIT;
 
 		mm = mime_parse(p, n, NULL);
+		if (what & IBOX_META_HEADER) {
+			const struct header *h = &mm->parts[0]->header;
+			size_t hl = h->body_offset <= n ? h->body_offset : n;
+
+			/* what SEARCH parses of the message is these bytes
+			 * alone: the header section, as the MIME parser ends it */
+			if (!h->truncated && hl <= IBOX_HEADER_KEEP_MAX && !memchr(p, '\0', hl)) {
+				free(m->header);
+				m->header = xstrndup(p, hl);
+				m->have |= IBOX_META_HEADER;
+			}
+		}
 		if (!(m->have & IBOX_META_ENVELOPE)) {
 			mime_imap_envelope(mm->parts[0], &o);
 			free(m->envelope);

@@ -45,6 +45,10 @@
 #define IBOX_META_IDATE		0x02	/* idate, izone */
 #define IBOX_META_ENVELOPE	0x04
 #define IBOX_META_BODYSTRUCTURE	0x08	/* bodystructure and body */
+#define IBOX_META_HEADER	0x10	/* header: the header section, for SEARCH */
+/* a larger header section (or one with a NUL) is not kept: SEARCH reads
+ * the message for it */
+#define IBOX_HEADER_KEEP_MAX	16384
 
 struct ibox_msg {
 	uint32_t uid;
@@ -64,6 +68,7 @@ struct ibox_msg {
 	char *envelope;		/* "(...)" as FETCH sends it */
 	char *bodystructure;	/* "(...)" extensible */
 	char *body;		/* "(...)" non-extensible (FETCH BODY) */
+	char *header;		/* the header section as stored, blank line included */
 };
 
 struct imap_box;

@@ -8,11 +8,13 @@
  * user's own mail process in the user's folder, it is still parsed as
  * untrusted input (t/fuzz/fuzz_imap_cache.c).
  *
- * File: "HC1\n", then per entry one header line
- *   BASENAME HAVE SIZE IDATE IZONE LENV LBS LBODY\n
- * followed by LENV + LBS + LBODY bytes (ENVELOPE, BODYSTRUCTURE, BODY,
- * which may hold CRLF in literals) and "\n".  Anything that does not
- * parse ends the reading: what came before it is kept.
+ * File: "HC2\n", then per entry one header line
+ *   BASENAME HAVE SIZE IDATE IZONE LENV LBS LBODY LHDR\n
+ * followed by LENV + LBS + LBODY + LHDR bytes (ENVELOPE, BODYSTRUCTURE,
+ * BODY, which may hold CRLF in literals, and the header section SEARCH
+ * reads) and "\n".  An "HC1" file (written before the header section
+ * was kept) has no LHDR.  Anything that does not parse ends the
+ * reading: what came before it is kept.
  */
 #include "imap_cache.h"
 #include "util.h"
@@ -22,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_MAGIC	"HC1\n"
+#define CACHE_MAGIC	"HC2\n"
+#define CACHE_MAGIC_V1	"HC1\n"
 #define CACHE_MAX_ITEM	(16L * 1024 * 1024)	/* bytes of one ENVELOPE/BODYSTRUCTURE */
 
 struct centry {
@@ -31,7 +34,7 @@ struct centry {
 	uint64_t size;
 	int64_t idate;
 	int izone;
-	char *envelope, *bodystructure, *body;
+	char *envelope, *bodystructure, *body, *header;
 	struct centry *next;
 };
 
@@ -159,21 +162,29 @@ number(const char *f, size_t fl, int neg, uint64_t max, int64_t *out)
 	return 0;
 }
 
-/* One entry from p[0..n); bytes used, 0 when it does not parse. */
+/* One entry from p[0..n); bytes used, 0 when it does not parse.
+ * nf: 8 (HC1) or 9 fields (HC2). */
 static size_t
-parse_entry(struct imap_cache *c, const char *p, size_t n)
+parse_entry(struct imap_cache *c, const char *p, size_t n, size_t nf)
 {
-	const char *nl = memchr(p, '\n', n), *q = p, *f[8];
-	size_t fl[8], hl, need, k;
-	int64_t v[8];
-	unsigned have;
+	const char *nl = memchr(p, '\n', n), *q = p, *f[9];
+	size_t fl[9], hl, need, k;
+	int64_t v[9];
+	unsigned have, known = IBOX_META_SIZE | IBOX_META_IDATE | IBOX_META_ENVELOPE |
+	    IBOX_META_BODYSTRUCTURE;
 	struct centry *e;
 
 	if (!nl || (hl = (size_t)(nl - p)) > 1024)
 		return 0;
-	for (k = 0; k < 8; k++)
+	v[8] = 0;
+	for (k = 0; k < nf; k++)
 		if (field(&q, nl, &f[k], &fl[k]) < 0)
 			return 0;
+	if (nf == 9) {
+		known |= IBOX_META_HEADER;
+		if (number(f[8], fl[8], 0, IBOX_HEADER_KEEP_MAX, &v[8]) < 0)
+			return 0;
+	}
 	if (q != nl || fl[0] > 255 || memchr(f[0], '\0', fl[0]))
 		return 0;
 	if (number(f[1], fl[1], 0, 0xff, &v[1]) < 0 || number(f[2], fl[2], 0, INT64_MAX, &v[2]) < 0 ||
@@ -183,19 +194,20 @@ parse_entry(struct imap_cache *c, const char *p, size_t n)
 	    number(f[7], fl[7], 0, CACHE_MAX_ITEM, &v[7]) < 0)
 		return 0;
 	have = (unsigned)v[1];
-	if (!have || have & ~(unsigned)(IBOX_META_SIZE | IBOX_META_IDATE | IBOX_META_ENVELOPE |
-	    IBOX_META_BODYSTRUCTURE) || v[4] < -1440)
+	if (!have || have & ~known || v[4] < -1440)
 		return 0;
-	need = hl + 1 + (size_t)(v[5] + v[6] + v[7]) + 1;
+	need = hl + 1 + (size_t)(v[5] + v[6] + v[7] + v[8]) + 1;
 	if (need > n || p[need - 1] != '\n')
 		return 0;
 	if (!(have & IBOX_META_ENVELOPE) && v[5])
 		return 0;
 	if (!(have & IBOX_META_BODYSTRUCTURE) && (v[6] || v[7]))
 		return 0;
+	if (!(have & IBOX_META_HEADER) && v[8])
+		return 0;
 	p = nl + 1;
 	/* the items are C strings in memory: one with a NUL is not ours */
-	if (memchr(p, '\0', (size_t)(v[5] + v[6] + v[7])))
+	if (memchr(p, '\0', (size_t)(v[5] + v[6] + v[7] + v[8])))
 		return 0;
 	{
 		char *b = xstrndup(f[0], fl[0]);
@@ -210,9 +222,11 @@ parse_entry(struct imap_cache *c, const char *p, size_t n)
 	free(e->envelope);
 	free(e->bodystructure);
 	free(e->body);
+	free(e->header);
 	e->envelope = (have & IBOX_META_ENVELOPE) ? xstrndup(p, (size_t)v[5]) : NULL;
 	e->bodystructure = (have & IBOX_META_BODYSTRUCTURE) ? xstrndup(p + v[5], (size_t)v[6]) : NULL;
 	e->body = (have & IBOX_META_BODYSTRUCTURE) ? xstrndup(p + v[5] + v[6], (size_t)v[7]) : NULL;
+	e->header = (have & IBOX_META_HEADER) ? xstrndup(p + v[5] + v[6] + v[7], (size_t)v[8]) : NULL;
 	return need;
 }
 
@@ -224,10 +238,13 @@ imap_cache_parse(const char *p, size_t n)
 
 	c->ntab = 64;
 	c->tab = xcalloc(c->ntab, sizeof(*c->tab));
-	if (n >= 4 && !memcmp(p, CACHE_MAGIC, 4))
+	if (n >= 4 && (!memcmp(p, CACHE_MAGIC, 4) || !memcmp(p, CACHE_MAGIC_V1, 4))) {
+		size_t nf = !memcmp(p, CACHE_MAGIC, 4) ? 9 : 8;
+
 		for (off = 4; off < n; off += k)
-			if (!(k = parse_entry(c, p + off, n - off)))
+			if (!(k = parse_entry(c, p + off, n - off, nf)))
 				break;
+	}
 	return c;
 }
 
@@ -267,6 +284,8 @@ imap_cache_get(struct imap_cache *c, const char *base, struct ibox_msg *m)
 		set_str(&m->bodystructure, e->bodystructure);
 		set_str(&m->body, e->body);
 	}
+	if (got & IBOX_META_HEADER)
+		set_str(&m->header, e->header);
 	m->have |= got;
 	return got;
 }
@@ -295,6 +314,14 @@ imap_cache_put(struct imap_cache *c, const char *base, const struct ibox_msg *m)
 		set_str(&e->bodystructure, m->bodystructure ? m->bodystructure : "");
 		set_str(&e->body, m->body ? m->body : "");
 	}
+	if (add & IBOX_META_HEADER) {
+		if (!m->header || strlen(m->header) > IBOX_HEADER_KEEP_MAX)
+			add &= ~(unsigned)IBOX_META_HEADER;
+		else
+			set_str(&e->header, m->header);
+	}
+	if (!add)
+		return;
 	e->have |= add;
 	c->dirty = 1;
 }
@@ -311,18 +338,21 @@ imap_cache_save(struct imap_cache *c, const char *folder, char *const *keep, siz
 	buf_adds(&out, CACHE_MAGIC);
 	for (i = 0; i < n; i++) {
 		struct centry *e = find(c, keep[i]);
-		const char *en, *bs, *bo;
+		const char *en, *bs, *bo, *hd;
 
 		if (!e || !e->have)
 			continue;
 		en = e->envelope ? e->envelope : "";
 		bs = e->bodystructure ? e->bodystructure : "";
 		bo = e->body ? e->body : "";
-		buf_printf(&out, "%s %u %" PRIu64 " %" PRId64 " %d %zu %zu %zu\n", e->base,
-		    e->have, e->size, e->idate, e->izone, strlen(en), strlen(bs), strlen(bo));
+		hd = e->header ? e->header : "";
+		buf_printf(&out, "%s %u %" PRIu64 " %" PRId64 " %d %zu %zu %zu %zu\n", e->base,
+		    e->have, e->size, e->idate, e->izone, strlen(en), strlen(bs), strlen(bo),
+		    strlen(hd));
 		buf_adds(&out, en);
 		buf_adds(&out, bs);
 		buf_adds(&out, bo);
+		buf_adds(&out, hd);
 		buf_addc(&out, '\n');
 	}
 	buf_printf(&path, "%s%s", folder, IMAP_CACHE_FILE);
@@ -357,6 +387,7 @@ imap_cache_free(struct imap_cache **cp)
 			free(e->envelope);
 			free(e->bodystructure);
 			free(e->body);
+			free(e->header);
 			free(e);
 		}
 	}

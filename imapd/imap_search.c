@@ -524,6 +524,14 @@ isearch_header(struct imap_box *b, size_t i, struct header *h, struct buf *err)
 	int rc;
 
 	memset(h, 0, sizeof(*h));
+	/* the header section the cache keeps is what the message would give */
+	rc = ibox_meta(b, i, IBOX_META_HEADER, err);
+	if (rc != IBOX_OK)
+		return rc;
+	if (b->msgs[i].header) {
+		(void)header_parse(b->msgs[i].header, strlen(b->msgs[i].header), 256 * 1024, h);
+		return IBOX_OK;
+	}
 	rc = ibox_load(b, i, &p, &n, err);
 	if (rc != IBOX_OK)
 		return rc;
@@ -588,6 +596,8 @@ struct mctx {
 	int failed;		/* IBOX_ERR seen: the search fails */
 	int gone;		/* the message went: it does not match */
 	int loaded;
+	int header_only;	/* m was parsed from the header section alone */
+	struct buf hdr;		/* (its bytes) */
 	struct mime_message *m;
 	int have_body, have_text;
 	struct buf body, text, tmp, tmp2;
@@ -710,6 +720,11 @@ load(struct mctx *x)
 	size_t len;
 	int rc;
 
+	if (x->loaded && x->header_only) {
+		/* the body is wanted too */
+		mime_free(&x->m);
+		x->loaded = x->header_only = 0;
+	}
 	if (x->loaded)
 		return x->m != NULL;
 	x->loaded = 1;
@@ -737,6 +752,37 @@ load(struct mctx *x)
 	return 1;
 }
 
+/* For the header keys: the header section the folder's cache keeps (put
+ * there by the first search that reads the message), so that a search
+ * of a large folder by From or Subject reads no message twice; the
+ * whole message when there is none.  1 with x->m, 0 not. */
+static int
+load_header(struct mctx *x)
+{
+	const struct ibox_msg *m;
+	int rc;
+
+	if (x->loaded)
+		return x->m != NULL;
+	rc = ibox_meta(x->b, x->i, x->meta_need | IBOX_META_HEADER, x->err);
+	if (rc != IBOX_OK) {
+		x->loaded = 1;
+		if (rc == IBOX_GONE)
+			x->gone = 1;
+		else
+			x->failed = 1;
+		return 0;
+	}
+	m = &x->b->msgs[x->i];
+	if (!m->header)
+		return load(x);
+	buf_reset(&x->hdr);
+	buf_adds(&x->hdr, m->header);
+	x->m = mime_parse(x->hdr.data ? x->hdr.data : "", x->hdr.len, NULL);
+	x->loaded = x->header_only = 1;
+	return 1;
+}
+
 static int
 meta(struct mctx *x, unsigned what)
 {
@@ -756,7 +802,7 @@ header_has(struct mctx *x, const char *name, const struct buf *needle)
 	const struct header *h;
 	size_t j;
 
-	if (!load(x))
+	if (!load_header(x))
 		return 0;
 	h = &x->m->parts[0]->header;
 	for (j = 0; j < h->n; j++) {
@@ -937,7 +983,7 @@ eval(struct mctx *x, const struct snode *n, int level)
 			const struct header_field *f;
 			int64_t t;
 
-			if (!load(x))
+			if (!load_header(x))
 				return 0;
 			f = header_get(&x->m->parts[0]->header, "Date");
 			if (f == NULL || isearch_parse_date(f->value, &t, &x->sent_day) < 0) {
@@ -1002,13 +1048,14 @@ imap_search_run(struct imap_box *b, const struct imap_search *s,
 		else if (r == 1 && !x.gone)
 			(*seqs)[(*n)++] = (uint32_t)(i + 1);
 		mime_free(&x.m);
-		x.loaded = x.have_body = x.have_text = x.have_sent = 0;
+		x.loaded = x.header_only = x.have_body = x.have_text = x.have_sent = 0;
 		x.gone = 0;
 		buf_reset(&x.body);
 		buf_reset(&x.text);
 	}
 	buf_free(&x.body);
 	buf_free(&x.text);
+	buf_free(&x.hdr);
 	buf_free(&x.tmp);
 	buf_free(&x.tmp2);
 	snode_free(root);

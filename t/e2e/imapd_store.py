@@ -201,7 +201,7 @@ with Instance(users=["alice", "bob"], start=False) as h:
     c.close()
     # written when the session closes the folder, after its LOGOUT reply
     wait_until(lambda: os.path.exists(cache), 10)
-    t.ok(os.path.exists(cache) and open(cache, "rb").read(4) == b"HC1\n",
+    t.ok(os.path.exists(cache) and open(cache, "rb").read(4) == b"HC2\n",
          "a session that fetched ENVELOPE/BODYSTRUCTURE leaves hermod-cache", os.listdir(h.maildir("alice")))
     c = login(port)
     select(c)
@@ -227,6 +227,35 @@ with Instance(users=["alice", "bob"], start=False) as h:
     c.close()
     t.ok(got == first and wait_until(lambda: os.path.exists(cache), 10),
          "cache removed: the same answers, and the cache is written again")
+    # SEARCH by header keys: the first search reads the messages and the
+    # cache keeps their header sections (item 16), the next session
+    # answers from them with the same results
+    searches = ["UID SEARCH FROM \"example.test\"", "UID SEARCH SUBJECT \"s\"",
+                "UID SEARCH HEADER Message-ID \"s3@\"", "UID SEARCH NOT FROM \"nobody\"",
+                "UID SEARCH SENTSINCE 1-Jan-2000 TO \"alice\"", "UID SEARCH OR BODY \"zz\" FROM \"s2\""]
+
+    def run_searches():
+        c = login(port)
+        select(c)
+        out = [c.cmd(q) for q in searches]
+        c.ok("LOGOUT")
+        c.close()
+        return out
+    os.unlink(cache)
+    cold = run_searches()
+    wait_until(lambda: os.path.exists(cache), 10)
+    def header_entries():
+        try:
+            data = open(cache, "rb").read()
+        except OSError:
+            return 0
+        return len(re.findall(rb"(?m)^\S+ (\d+) \d+ -?\d+ -?\d+ \d+ \d+ \d+ [1-9]\d*$", data))
+    t.ok(wait_until(lambda: header_entries() > 0, 10),
+         "after SEARCH FROM: hermod-cache keeps header sections (%d entries)" % header_entries())
+    warm = run_searches()
+    t.ok(all(r[1].split()[1] == b"OK" for r in cold) and warm == cold and
+         any(re.search(rb"SEARCH \d", b" ".join(r[0])) for r in cold),
+         "SEARCH by header keys from the cache: the same answers", (cold, warm))
 
     # the UID index removed: rebuilt
     idx = os.path.join(h.maildir("alice"), "hermod-uidlist")

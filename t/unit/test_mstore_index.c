@@ -166,6 +166,176 @@ test_parse(void)
 	    && !mstore_index_keywords_valid("a b"), "keywords: invalid refused");
 }
 
+/* The change log's records applied to an index parsed from BASE_FILE:
+ * rc of mstore_index_apply_log, with *used. */
+#define BASE_FILE	"V2 100 5 9\n1 3 a F:S N:c:2,S\n3 9 b N:n\n"
+
+static int
+apply(struct mstore_index *ix, const char *log, size_t *used)
+{
+	memset(ix, 0, sizeof(*ix));
+	if (mstore_index_parse(ix, BASE_FILE, strlen(BASE_FILE)) != MIDX_PARSE_OK)
+		printf("# the base file does not parse\n");
+	*used = (size_t)-1;
+	return mstore_index_apply_log(ix, log, strlen(log), used);
+}
+
+/* ix is BASE_FILE as parsed: nothing of a refused batch was applied */
+static int
+untouched(struct mstore_index *ix)
+{
+	struct buf out = BUF_INIT;
+	int rc;
+
+	mstore_index_format(ix, &out);
+	rc = !strcmp(buf_str(&out), BASE_FILE) && ix->nexpunged == 0;
+	buf_free(&out);
+	return rc;
+}
+
+static void
+test_apply_log(void)
+{
+	struct mstore_index ix;
+	struct mstore_index_msg *m;
+	size_t used;
+	const char *l;
+	static const char *const bad[] = { "x 1\nC 5 9\n", "+ garbage\nC 5 9\n", "- 0\nC 5 9\n",
+	    "- x\nC 5 9\n", "C 5\n", "C 5 9 1\n", "C 0 9\n", "C 5 09\n", "-  3\nC 5 9\n", "+\nC 5 9\n",
+	    "- 3 \nC 5 9\n", "\nC 5 9\n", "+ 1 10 a F:SF N:c\nC 5 10\n" };
+	size_t i;
+
+	/* an update of an existing UID */
+	l = "+ 1 10 a F:FS K:x,$y N:c,S=3:2,FS\nC 5 10\n";
+	is_int(apply(&ix, l, &used), 0, "log: an update applies");
+	is_int(used, strlen(l), "log: used is the whole batch");
+	m = mstore_index_find(&ix, 1);
+	ok(m && m->flags == (MIDX_FLAGGED | MIDX_SEEN) && m->modseq == 10 && m->keywords &&
+	    !strcmp(m->keywords, "x,$y") && m->name &&
+	    !strcmp(m->name, "cur/a,S=3:2,FS"), "log: the entry is replaced (flags, keywords, MODSEQ, name)");
+	ok(ix.n == 2 && ix.highestmodseq == 10 && ix.uidnext == 5 && ix.nexpunged == 0,
+	    "log: n 2, HIGHESTMODSEQ 10, UIDNEXT 5, nothing expunged");
+	mstore_index_clear(&ix);
+
+	/* an add with a new, higher UID */
+	l = "+ 7 11 c N:n,S=9\nC 8 11\n";
+	is_int(apply(&ix, l, &used), 0, "log: an add applies");
+	m = mstore_index_find(&ix, 7);
+	ok(ix.n == 3 && m && m == &ix.msgs[2] && !strcmp(m->base, "c") && !strcmp(m->name, "new/c,S=9"),
+	    "log: the new entry is last, with its name");
+	ok(ix.uidnext == 8 && ix.highestmodseq == 11, "log: UIDNEXT 8, HIGHESTMODSEQ 11");
+	mstore_index_clear(&ix);
+	/* ... whose C line lags behind it: UIDNEXT still passes the UID */
+	is_int(apply(&ix, "+ 7 11 c N:n\nC 5 9\n", &used), 0, "log: an add with a low C line");
+	ok(ix.uidnext == 8 && ix.highestmodseq == 11, "log: UIDNEXT and HIGHESTMODSEQ pass the entry");
+	mstore_index_clear(&ix);
+
+	/* a drop */
+	l = "- 3\nC 5 10\n";
+	is_int(apply(&ix, l, &used), 0, "log: a drop applies");
+	ok(ix.n == 1 && !mstore_index_find(&ix, 3) && ix.nexpunged == 1 && ix.expunged[0] == 3,
+	    "log: UID 3 gone, in expunged");
+	ok(ix.highestmodseq == 10 && ix.uidnext == 5, "log: HIGHESTMODSEQ from the C line");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "- 4\nC 5 9\n", &used), 0, "log: a drop of an unknown UID is no error");
+	ok(ix.n == 2 && ix.nexpunged == 0, "log: and changes nothing");
+	mstore_index_clear(&ix);
+
+	/* C alone raises, never lowers */
+	is_int(apply(&ix, "C 20 30\n", &used), 0, "log: an empty batch");
+	ok(ix.uidnext == 20 && ix.highestmodseq == 30 && ix.n == 2, "log: C raises UIDNEXT and HIGHESTMODSEQ");
+	is_int(mstore_index_apply_log(&ix, "C 2 3\n", 6, &used), 0, "log: a C line below");
+	ok(ix.uidnext == 20 && ix.highestmodseq == 30 && used == 6, "log: does not lower them");
+	mstore_index_clear(&ix);
+
+	/* several batches, the last torn */
+	{
+		const char *b1 = "+ 1 10 a N:c:2,\nC 5 10\n", *b2 = "- 1\nC 5 11\n";
+		struct buf lg = BUF_INIT;
+
+		buf_printf(&lg, "%s%s+ 3 12 b F:S N:c:2,S\n- 1\n", b1, b2);
+		is_int(apply(&ix, buf_str(&lg), &used), 0, "log: a torn last batch is no error");
+		is_int(used, strlen(b1) + strlen(b2), "log: used stops after the last C line");
+		m = mstore_index_find(&ix, 3);
+		ok(m && m->flags == 0 && m->modseq == 9 && ix.highestmodseq == 11,
+		    "log: nothing of the torn batch applied");
+		ok(!mstore_index_find(&ix, 1) && ix.nexpunged == 1, "log: the whole batches applied");
+		mstore_index_clear(&ix);
+		buf_reset(&lg);
+		buf_printf(&lg, "%s- 3\nC 5 1", b1);
+		is_int(apply(&ix, buf_str(&lg), &used), 0, "log: a C line without its LF");
+		ok(used == strlen(b1) && mstore_index_find(&ix, 3), "log: is torn too");
+		mstore_index_clear(&ix);
+		buf_free(&lg);
+	}
+
+	/* malformed */
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = apply(&ix, bad[i], &used);
+
+		ok(rc == -1 && used == 0 && untouched(&ix), "log: malformed %zu refused, nothing applied", i);
+		mstore_index_clear(&ix);
+	}
+	l = "- 3\nC 5 10\n";
+	{
+		struct buf lg = BUF_INIT;
+
+		buf_printf(&lg, "%s+ 1 11 a N:c:2,\nbad\nC 5 11\n", l);
+		is_int(apply(&ix, buf_str(&lg), &used), -1, "log: a malformed line after a good batch");
+		ok(used == strlen(l) && !mstore_index_find(&ix, 3) && mstore_index_find(&ix, 1)->modseq == 3,
+		    "log: used stops after the good batch, which is applied");
+		mstore_index_clear(&ix);
+		buf_free(&lg);
+	}
+
+	/* refused batches */
+	is_int(apply(&ix, "+ 2 10 z N:n\nC 5 10\n", &used), -1, "log: an add below the last UID refused");
+	ok(used == 0 && untouched(&ix), "log: nothing applied");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "+ 7 10 z N:n\n+ 6 10 y N:n\nC 8 10\n", &used), -1,
+	    "log: adds not ascending refused");
+	ok(used == 0 && untouched(&ix), "log: nothing applied");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "+ 6 10 a N:n\nC 7 10\n", &used), -1, "log: an add with an existing BASENAME refused");
+	ok(used == 0 && untouched(&ix), "log: nothing applied");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "+ 6 10 z N:n\n+ 7 10 z N:n\nC 8 10\n", &used), -1,
+	    "log: two adds with one BASENAME refused");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "+ 1 10 zz N:c:2,\nC 5 10\n", &used), -1, "log: an update changing the BASENAME refused");
+	ok(used == 0 && untouched(&ix), "log: nothing applied");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "+ 1 10 a F:S\nC 5 10\n", &used), -1, "log: an entry without N: refused");
+	ok(used == 0 && untouched(&ix), "log: nothing applied");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "+ 4294967295 10 z N:n\nC 5 10\n", &used), -1, "log: an add of UID 2^32-1 refused");
+	mstore_index_clear(&ix);
+
+	/* a drop, then an update of the same UID in one batch: the drop wins
+	 * (the entry is gone, not put back), whether or not the UID was the
+	 * last one */
+	is_int(apply(&ix, "- 1\n+ 1 10 a N:c:2,\nC 5 10\n", &used), 0, "log: drop then update (not the last UID)");
+	ok(!mstore_index_find(&ix, 1) && ix.n == 1 && ix.nexpunged == 1 && ix.expunged[0] == 1,
+	    "log: UID 1 stays dropped");
+	mstore_index_clear(&ix);
+	is_int(apply(&ix, "- 3\n+ 3 10 b N:c:2,\nC 5 10\n", &used), 0, "log: drop then update (the last UID)");
+	ok(!mstore_index_find(&ix, 3) && ix.n == 1 && ix.nexpunged == 1 && ix.expunged[0] == 3,
+	    "log: UID 3 stays dropped (n %zu, expunged %zu)", ix.n, ix.nexpunged);
+	mstore_index_clear(&ix);
+	/* a UID once dropped never comes back, not even in a later batch:
+	 * a writer gives UIDNEXT and up, so an add below UIDNEXT is refused */
+	l = "- 3\nC 5 10\n";
+	{
+		struct buf lg = BUF_INIT;
+
+		buf_printf(&lg, "%s+ 3 11 b N:n\nC 5 11\n", l);
+		is_int(apply(&ix, buf_str(&lg), &used), -1, "log: an add of a UID dropped by an earlier batch refused");
+		ok(used == strlen(l) && !mstore_index_find(&ix, 3), "log: UID 3 stays dropped");
+		mstore_index_clear(&ix);
+		buf_free(&lg);
+	}
+}
+
 /* Two processes (fcntl locks exclude processes, not handles of one
  * process) each deliver and sync in a loop; every UID either saw given
  * to its own file must be that file's UID in the end, and no UID twice. */
@@ -433,6 +603,391 @@ test_fast_path(void)
 	buf_free(&err);
 }
 
+/* --- the change log on disk ----------------------------------------- */
+
+static int
+stat_rel(const char *rel, struct stat *st)
+{
+	struct buf a = BUF_INIT;
+	int rc;
+
+	buf_printf(&a, "%s/%s", dir, rel);
+	rc = stat(buf_str(&a), st);
+	if (rc < 0)
+		memset(st, 0, sizeof(*st));
+	buf_free(&a);
+	return rc;
+}
+
+/* the index file is the one stamped in st (not written again) */
+static int
+same_index_file(const struct stat *st)
+{
+	struct stat now;
+
+	return stat_rel(MIDX_FILE, &now) == 0 && now.st_ino == st->st_ino &&
+	    now.st_mtim.tv_sec == st->st_mtim.tv_sec && now.st_mtim.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static void
+write_rel(const char *rel, const char *data, size_t n, int append)
+{
+	struct buf a = BUF_INIT;
+	int fd;
+
+	buf_printf(&a, "%s/%s", dir, rel);
+	fd = open(buf_str(&a), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0600);
+	if (fd < 0 || write_full(fd, data, n) < 0 || close(fd) < 0)
+		printf("# write %s: %s\n", buf_str(&a), strerror(errno));
+	buf_free(&a);
+}
+
+static int
+read_big(const char *rel, struct buf *out)
+{
+	struct buf p = BUF_INIT;
+	int rc;
+
+	buf_reset(out);
+	buf_printf(&p, "%s/%s", dir, rel);
+	rc = read_file(buf_str(&p), out, MIDX_MAX_FILE);
+	buf_free(&p);
+	return rc;
+}
+
+static const char *
+str0(const char *s)
+{
+	return s ? s : "";
+}
+
+/* Two handles agree on everything the index holds; else a diagnostic. */
+static int
+same_state(struct mstore_index *x, struct mstore_index *y, const char *what)
+{
+	size_t i;
+
+	if (x->uidvalidity != y->uidvalidity || x->uidnext != y->uidnext ||
+	    x->highestmodseq != y->highestmodseq || x->n != y->n) {
+		printf("# %s: header %u/%u/%llu/%zu vs %u/%u/%llu/%zu\n", what, (unsigned)x->uidvalidity,
+		    (unsigned)x->uidnext, (unsigned long long)x->highestmodseq, x->n, (unsigned)y->uidvalidity,
+		    (unsigned)y->uidnext, (unsigned long long)y->highestmodseq, y->n);
+		return 0;
+	}
+	for (i = 0; i < x->n; i++) {
+		struct mstore_index_msg *a = &x->msgs[i], *b = &y->msgs[i];
+
+		if (a->uid != b->uid || a->modseq != b->modseq || a->flags != b->flags ||
+		    strcmp(a->base, b->base) || strcmp(str0(a->name), str0(b->name)) ||
+		    strcmp(str0(a->keywords), str0(b->keywords))) {
+			printf("# %s: UID %u %llu %s %s %x %s vs UID %u %llu %s %s %x %s\n", what,
+			    (unsigned)a->uid, (unsigned long long)a->modseq, a->base, str0(a->name), a->flags,
+			    str0(a->keywords), (unsigned)b->uid, (unsigned long long)b->modseq, b->base,
+			    str0(b->name), b->flags, str0(b->keywords));
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Every entry's name is a file of the folder with the entry's flags,
+ * and every file of the folder is an entry. */
+static int
+matches_folder(struct mstore_index *ix, size_t files, const char *what)
+{
+	size_t i;
+
+	for (i = 0; i < ix->n; i++) {
+		struct mstore_index_msg *m = &ix->msgs[i];
+		const char *info = m->name ? strstr(m->name, ":2,") : NULL;
+
+		if (!m->name || !exists(m->name) ||
+		    m->flags != (info ? mstore_index_flags_parse(info + 3) : 0)) {
+			printf("# %s: UID %u name %s flags %x: not what is on disk\n", what,
+			    (unsigned)m->uid, str0(m->name), m->flags);
+			return 0;
+		}
+	}
+	if (ix->n != files)
+		printf("# %s: %zu entries, %zu files\n", what, ix->n, files);
+	return ix->n == files;
+}
+
+static const char *
+log_rel(void)
+{
+	return MIDX_LOG_FILE;
+}
+
+/*
+ * FOLDER/hermod-uidlist.log: changes of a few messages are appended to
+ * it and the index file stays; another handle reads them; APPEND and
+ * EXPUNGE through begin/add/drop/commit; the fold into a new file when
+ * the log grows; a torn batch, a stale log, a log removed by hand and an
+ * index removed under a log.
+ */
+static void
+test_log_folder(void)
+{
+	char saved[sizeof(dir)];
+	struct mstore_index a, b, c;
+	struct mstore_index_change ch[3];
+	struct mstore_index_msg *m, *mb;
+	struct buf err = BUF_INIT, lg = BUF_INIT, kw = BUF_INIT, cmd = BUF_INIT;
+	struct stat st, st2;
+	uint32_t u[3], un, uv;
+	uint64_t ms;
+	size_t files = 3, i, off;
+	int k, folded;
+
+	memcpy(saved, dir, sizeof(dir));
+	snprintf(dir, sizeof(dir), "/tmp/hermod-midxlog.XXXXXX");
+	if (!mkdtemp(dir)) {
+		ok(0, "log: mkdtemp: %s", strerror(errno));
+		memcpy(dir, saved, sizeof(dir));
+		return;
+	}
+	is_int(mstore_index_open(&a, dir, &err), 0, "log: make the Maildir: %s", buf_str(&err));
+	mstore_index_close(&a);
+	put("new", "1700000100.M1P1Q1.l,S=17");
+	put("new", "1700000200.M1P1Q1.l,S=17");
+	put("new", "1700000300.M1P1Q1.l,S=17");
+	is_int(mstore_index_open(&a, dir, &err), 0, "log: open a: %s", buf_str(&err));
+	is_int(mstore_index_open(&b, dir, &err), 0, "log: open b: %s", buf_str(&err));
+	is_int(a.n, 3, "log: three messages");
+	if (a.n != 3) {
+		mstore_index_close(&a);
+		mstore_index_close(&b);
+		memcpy(dir, saved, sizeof(dir));
+		return;
+	}
+	for (i = 0; i < 3; i++)
+		u[i] = a.msgs[i].uid;
+	ok(!exists(log_rel()), "log: none after a listing");
+
+	/* flags and keywords go to the log, the index file stays */
+	stat_rel(MIDX_FILE, &st);
+	ms = a.highestmodseq;
+	is_int(mstore_index_set_flags(&a, u[0], MIDX_SEEN, &err), 0, "log: set flags: %s", buf_str(&err));
+	is_int(mstore_index_set_keywords(&a, u[1], "work,$Junk", &err), 0, "log: set keywords: %s", buf_str(&err));
+	memset(ch, 0, sizeof(ch));
+	ch[0].uid = u[2];
+	ch[0].flags = MIDX_FLAGGED | MIDX_REPLIED;
+	ch[0].set_keywords = 1;
+	ch[0].keywords = "$Forwarded";
+	ch[1].uid = u[0];
+	ch[1].flags = MIDX_SEEN | MIDX_DRAFT;
+	is_int(mstore_index_change(&a, ch, 2, &err), 0, "log: change of two: %s", buf_str(&err));
+	ok(same_index_file(&st), "log: the index file is not written again (same inode and mtime)");
+	ok(exists(log_rel()), "log: %s exists", MIDX_LOG_FILE);
+	ok(read_big(log_rel(), &lg) == 0 && !strncmp(buf_str(&lg), "L1 ", 3) &&
+	    lg.len && lg.data[lg.len - 1] == '\n', "log: it starts with its header and ends with a line");
+	ok(a.highestmodseq == ms + 4, "log: four changes, four MODSEQs");
+
+	/* b reads the log */
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs: %s", buf_str(&err));
+	m = mstore_index_find(&b, u[0]);
+	ok(m && m->flags == (MIDX_SEEN | MIDX_DRAFT) && m->name && exists(m->name),
+	    "log: b sees the new flags and name of UID %u", (unsigned)u[0]);
+	m = mstore_index_find(&b, u[1]);
+	ok(m && m->keywords && !strcmp(m->keywords, "work,$Junk"), "log: b sees the keywords");
+	m = mstore_index_find(&b, u[2]);
+	ok(m && m->flags == (MIDX_FLAGGED | MIDX_REPLIED) && m->keywords && !strcmp(m->keywords, "$Forwarded"),
+	    "log: b sees the change of both");
+	ok(same_state(&a, &b, "a/b") && b.highestmodseq == ms + 4, "log: b agrees with a, MODSEQs included");
+	ok(same_index_file(&st), "log: b's sync wrote nothing either");
+
+	/* APPEND: a file moved into new/ under the lock, told to the index */
+	un = a.uidnext;
+	put("tmp", "1700000400.M1P1Q1.l,S=17");
+	is_int(mstore_index_begin(&a, &err), 0, "log: begin: %s", buf_str(&err));
+	ok(mv("tmp/1700000400.M1P1Q1.l,S=17", "new/1700000400.M1P1Q1.l,S=17") == 0, "log: the file into new/");
+	u[0] = 0;
+	is_int(mstore_index_add(&a, "new/1700000400.M1P1Q1.l,S=17", "kw", &u[0]), 0, "log: add");
+	is_int(mstore_index_commit(&a, &err), 0, "log: commit: %s", buf_str(&err));
+	files++;
+	is_int(u[0], un, "log: the added message gets UIDNEXT (%u)", (unsigned)un);
+	is_int(a.uidnext, un + 1, "log: UIDNEXT goes up");
+	ok(same_index_file(&st), "log: an add goes to the log too");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs");
+	m = mstore_index_find(&b, un);
+	ok(m && !strcmp(m->base, "1700000400.M1P1Q1.l") && m->name &&
+	    !strcmp(m->name, "new/1700000400.M1P1Q1.l,S=17") && m->keywords && !strcmp(m->keywords, "kw"),
+	    "log: b sees it under its UID, with name and keywords");
+	ok(same_state(&a, &b, "a/b after the add"), "log: b agrees with a");
+
+	/* EXPUNGE: a file removed under the lock, told to the index */
+	m = mstore_index_find(&a, u[1]);
+	is_int(mstore_index_begin(&a, &err), 0, "log: begin for an expunge");
+	ok(m && rm(mstore_index_find(&a, u[1])->name) == 0, "log: unlink UID %u", (unsigned)u[1]);
+	mstore_index_drop(&a, u[1]);
+	is_int(mstore_index_commit(&a, &err), 0, "log: commit of the drop: %s", buf_str(&err));
+	files--;
+	ok(!mstore_index_find(&a, u[1]), "log: a has dropped it");
+	ok(same_index_file(&st), "log: a drop goes to the log too");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs after the drop");
+	ok(!mstore_index_find(&b, u[1]) && b.nexpunged == 1 && b.expunged[0] == u[1],
+	    "log: b has lost it and reports it expunged");
+	ok(same_state(&a, &b, "a/b after the drop") && matches_folder(&b, files, "b"),
+	    "log: b agrees with a and with the folder");
+
+	/* a change after a quiet spell (the description no longer young) */
+	usleep(1100000);
+	stat_rel(MIDX_FILE, &st);
+	is_int(mstore_index_set_keywords(&a, u[2], "quiet", &err), 0, "log: a change after a quiet spell");
+	ok(same_index_file(&st), "log: after a quiet spell a change still goes to the log");
+	usleep(120000);
+	stat_rel(MIDX_FILE, &st);
+	is_int(mstore_index_set_keywords(&a, u[2], "quiet2", &err), 0, "log: another after 120 ms");
+	ok(same_index_file(&st), "log: a change 120 ms after the last one goes to the log");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs");
+	ok(same_state(&a, &b, "a/b after the quiet changes"), "log: b agrees with a");
+
+	/* the fold: long keyword lists until the log passes its limit */
+	stat_rel(MIDX_FILE, &st);
+	folded = 0;
+	for (k = 0; k < 200 && !folded; k++) {
+		size_t j;
+
+		buf_reset(&kw);
+		for (j = 0; j < 40; j++)
+			buf_printf(&kw, "%skeyword%02zu.%03d.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+			    j ? "," : "", j, k);
+		memset(ch, 0, sizeof(ch));
+		for (j = 0; j < a.n && j < 3; j++) {
+			ch[j].uid = a.msgs[j].uid;
+			ch[j].flags = a.msgs[j].flags;
+			ch[j].set_keywords = 1;
+			ch[j].keywords = buf_str(&kw);
+		}
+		if (mstore_index_change(&a, ch, j, &err) < 0) {
+			printf("# change: %s\n", buf_str(&err));
+			break;
+		}
+		if (!same_index_file(&st))
+			folded = 1;
+		else if (stat_rel(log_rel(), &st2) < 0 || st2.st_size > MIDX_LOG_MIN)
+			break;	/* past the limit and not folded */
+	}
+	ok(folded && k > 5, "log: folded into a new index file after %d changes", k);
+	ok(!exists(log_rel()), "log: and the log is gone");
+	ok(read_big(MIDX_FILE, &lg) == 0 && strstr(buf_str(&lg), buf_str(&kw)) != NULL,
+	    "log: the new file holds the last change");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs after the fold");
+	ok(same_state(&a, &b, "a/b after the fold"), "log: b agrees with a");
+
+	/* a stale log: its header names another file */
+	stat_rel(MIDX_FILE, &st);
+	m = mstore_index_find(&a, u[2]);
+	buf_reset(&lg);
+	buf_printf(&lg, "L1 %u %llu %llu %lld.%09ld\n+ %u %llu %s F:DFPRST N:c:2,DFPRST\nC %u %llu\n",
+	    (unsigned)a.uidvalidity, (unsigned long long)st.st_ino + 1, (unsigned long long)st.st_size,
+	    (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec, (unsigned)u[2],
+	    (unsigned long long)a.highestmodseq + 5, m ? m->base : "x", (unsigned)a.uidnext + 5,
+	    (unsigned long long)a.highestmodseq + 5);
+	write_rel(log_rel(), lg.data, lg.len, 0);
+	ms = a.highestmodseq;
+	un = a.uidnext;
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs under a stale log");
+	m = mstore_index_find(&b, u[2]);
+	ok(m && m->flags == (MIDX_FLAGGED | MIDX_REPLIED) && b.highestmodseq == ms && b.uidnext == un,
+	    "log: b does not apply a stale log");
+	is_int(mstore_index_open(&c, dir, &err), 0, "log: a third handle opens under it");
+	ok(same_state(&a, &c, "a/c under a stale log"), "log: it does not apply it either");
+	mstore_index_close(&c);
+	is_int(mstore_index_set_keywords(&a, u[2], "after-stale", &err), 0, "log: a change under a stale log");
+	ok(!same_index_file(&st), "log: it writes the index file");
+	ok(!exists(log_rel()), "log: which removes the stale log");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs");
+	ok(same_state(&a, &b, "a/b after the stale log"), "log: b agrees with a");
+
+	/* a torn batch: not taken, cut off by the next writer */
+	is_int(mstore_index_set_keywords(&a, u[2], "torn1", &err), 0, "log: a change makes a new log");
+	ok(read_big(log_rel(), &lg) == 0, "log: it is there");
+	off = lg.len;
+	m = mstore_index_find(&a, u[0]);
+	buf_reset(&lg);
+	buf_printf(&lg, "+ %u %llu %s F:DFPRST N:c:2,DFPRST\n- %u\n", (unsigned)u[0],
+	    (unsigned long long)a.highestmodseq + 1, m ? m->base : "x", (unsigned)u[2]);
+	write_rel(log_rel(), lg.data, lg.len, 1);
+	ms = a.highestmodseq;
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs over a torn batch");
+	ok(same_state(&a, &b, "a/b with a torn batch") && b.highestmodseq == ms,
+	    "log: b does not take the torn batch");
+	is_int(mstore_index_open(&c, dir, &err), 0, "log: a third handle opens");
+	ok(same_state(&a, &c, "a/c with a torn batch"), "log: it does not take the torn batch either");
+	mstore_index_close(&c);
+	is_int(mstore_index_set_keywords(&a, u[2], "torn2", &err), 0, "log: the next change");
+	ok(read_big(log_rel(), &lg) == 0 && lg.len > off && !strstr(buf_str(&lg), "DFPRST") &&
+	    lg.data[lg.len - 1] == '\n',
+	    "log: the torn batch is cut off, the new batch follows the last whole one");
+	{
+		const char *last = lg.len >= 2 ? (const char *)memrchr(lg.data, '\n', lg.len - 1) : NULL;
+
+		ok(last && last[1] == 'C', "log: the log ends with a C line");
+	}
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs");
+	m = mstore_index_find(&b, u[2]);
+	ok(m && m->keywords && !strcmp(m->keywords, "torn2") && same_state(&a, &b, "a/b after the cut"),
+	    "log: b sees the change after the cut");
+
+	/* the log removed by hand under an open handle: b reads the file
+	 * again, and what it then holds is the folder (the log has a rename
+	 * that the file lacks) */
+	is_int(mstore_index_set_flags(&a, u[0], MIDX_SEEN | MIDX_FLAGGED, &err), 0, "log: a rename to the log");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs");
+	mb = mstore_index_find(&b, u[0]);
+	ok(mb && mb->flags == (MIDX_SEEN | MIDX_FLAGGED) && same_state(&a, &b, "a/b before the removal"),
+	    "log: b has it");
+	ms = b.highestmodseq;
+	un = b.uidnext;
+	uv = b.uidvalidity;
+	ok(rm(log_rel()) == 0, "log: remove the log by hand");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs: %s", buf_str(&err));
+	ok(b.uidvalidity == uv && b.uidnext >= un && b.highestmodseq >= ms,
+	    "log: b keeps its UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ do not go back (%llu, was %llu)",
+	    (unsigned long long)b.highestmodseq, (unsigned long long)ms);
+	ok(matches_folder(&b, files, "b after the log's removal"), "log: b's names and flags are the folder's");
+	is_int(mstore_index_sync(&a, &err), 0, "log: a syncs");
+	ok(matches_folder(&a, files, "a after the log's removal") && same_state(&a, &b, "a/b after the removal"),
+	    "log: a agrees with b and the folder");
+	is_int(mstore_index_set_flags(&a, u[0], MIDX_SEEN, &err), 0, "log: a change after the removal");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs");
+	mb = mstore_index_find(&b, u[0]);
+	ok(mb && mb->flags == MIDX_SEEN && same_state(&a, &b, "a/b after a change"),
+	    "log: b sees the next change");
+
+	/* the index removed under a log: rebuilt, the log not applied */
+	is_int(mstore_index_set_keywords(&a, u[2], "gone-with-the-log", &err), 0, "log: a change to the log");
+	ok(exists(log_rel()), "log: there is a log");
+	uv = a.uidvalidity;
+	ok(rm(MIDX_FILE) == 0, "log: remove the index");
+	is_int(mstore_index_open(&c, dir, &err), 0, "log: open without the index: %s", buf_str(&err));
+	ok(c.rebuilt && c.uidvalidity > uv, "log: rebuilt with a new UIDVALIDITY");
+	ok(matches_folder(&c, files, "c rebuilt"), "log: every file indexed, flags from the names");
+	for (i = 0; i < c.n; i++)
+		if (c.msgs[i].keywords || c.msgs[i].uid != i + 1)
+			break;
+	ok(i == c.n, "log: UIDs 1..%zu, no keywords: the old log is not applied", c.n);
+	ok(!exists(log_rel()), "log: the rebuild removes the old log");
+	is_int(mstore_index_sync(&a, &err), 0, "log: a syncs");
+	is_int(mstore_index_sync(&b, &err), 0, "log: b syncs");
+	ok(same_state(&a, &c, "a/c after the rebuild") && same_state(&b, &c, "b/c after the rebuild"),
+	    "log: all three agree");
+	mstore_index_close(&c);
+
+	mstore_index_close(&a);
+	mstore_index_close(&b);
+	buf_printf(&cmd, "rm -rf '%s'", dir);
+	if (system(buf_str(&cmd)) != 0)
+		printf("# cleanup of %s failed\n", dir);
+	memcpy(dir, saved, sizeof(dir));
+	buf_free(&err);
+	buf_free(&lg);
+	buf_free(&kw);
+	buf_free(&cmd);
+}
+
 int
 main(void)
 {
@@ -445,6 +1000,7 @@ main(void)
 
 	log_init("test_mstore_index", LOG_FLAG_STDERR);
 	test_parse();
+	test_apply_log();
 
 	snprintf(dir, sizeof(dir), "/tmp/hermod-midx.XXXXXX");
 	if (!mkdtemp(dir)) {
@@ -616,6 +1172,7 @@ main(void)
 	test_two_processes();
 	test_fast_path();
 	test_described();
+	test_log_folder();
 
 	buf_printf(&cmd, "rm -rf '%s'", dir);
 	if (system(buf_str(&cmd)) != 0)
