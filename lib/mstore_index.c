@@ -420,6 +420,7 @@ mstore_index_format(const struct mstore_index *ix, struct buf *out)
 /* One record of a batch, checked before any of the batch is applied. */
 struct logrec {
 	int drop;
+	int add;			/* a new UID (found by the check) */
 	struct mstore_index_msg m;	/* drop: only m.uid */
 };
 
@@ -453,7 +454,8 @@ cmp_u32(const void *a, const void *b)
 }
 
 /* Check a batch against ix as it is, then apply it: an entry of an
- * existing UID keeps its BASENAME; a new UID is above every UID held and
+ * existing UID keeps its BASENAME; a new UID is at least UIDNEXT (so an
+ * expunged one never comes back), above the batch's earlier ones, and
  * its BASENAME new.  0 applied (the records' strings taken), -1 refused. */
 static int
 apply_batch(struct mstore_index *ix, struct logrec *r, size_t nr, uint64_t next, uint64_t hms)
@@ -473,12 +475,14 @@ apply_batch(struct mstore_index *ix, struct logrec *r, size_t nr, uint64_t next,
 				return -1;
 			continue;
 		}
-		if (r[i].m.uid <= last || r[i].m.uid == UINT32_MAX || has_base(ix, r[i].m.base))
+		if (r[i].m.uid <= last || r[i].m.uid < ix->uidnext || r[i].m.uid == UINT32_MAX ||
+		    has_base(ix, r[i].m.base))
 			return -1;
 		for (j = 0; j < i; j++)
 			if (!r[j].drop && !strcmp(r[j].m.base, r[i].m.base))
 				return -1;
 		last = maxuid = r[i].m.uid;
+		r[i].add = 1;
 		adds++;
 	}
 	if (ix->n + adds > MIDX_MAX_MSGS)
@@ -501,12 +505,12 @@ apply_batch(struct mstore_index *ix, struct logrec *r, size_t nr, uint64_t next,
 			}
 			continue;
 		}
-		if (x)
-			msg_free(x);
-		else if (ix->n && r[i].m.uid <= ix->msgs[ix->n - 1].uid)
-			continue;	/* dropped earlier in the batch */
-		else
+		if (r[i].add)
 			x = &ix->msgs[ix->n++];
+		else if (x)
+			msg_free(x);
+		else
+			continue;	/* dropped earlier in the batch */
 		*x = r[i].m;
 		memset(&r[i].m, 0, sizeof(r[i].m));
 		r[i].drop = 1;	/* (taken: nothing left to free) */
@@ -1150,7 +1154,7 @@ file_stamp(struct mstore_index *ix, struct midx_stamp *st)
 	return 0;
 }
 
-/* f gets a copy of ix's state without the names: what parsing the file
+/* f gets a copy of ix's state: what parsing the file (and its log)
  * would give when the file is as ix last read or wrote it. */
 static void
 clone_state(const struct mstore_index *ix, struct mstore_index *f)
@@ -1164,7 +1168,8 @@ clone_state(const struct mstore_index *ix, struct mstore_index *f)
 	for (i = 0; i < ix->n; i++) {
 		f->msgs[i] = ix->msgs[i];
 		f->msgs[i].base = xstrdup(ix->msgs[i].base);
-		f->msgs[i].name = NULL;
+		/* (the file has every name: N:) */
+		f->msgs[i].name = ix->msgs[i].name ? xstrdup(ix->msgs[i].name) : NULL;
 		f->msgs[i].keywords = ix->msgs[i].keywords ? xstrdup(ix->msgs[i].keywords) : NULL;
 	}
 	f->n = ix->n;
@@ -1367,8 +1372,10 @@ sync_locked(struct mstore_index *ix, struct buf *err, int ro)
 	for (tries = 0; rc == 0 && ix->file_ok && tries < 2; tries++) {
 		if (log_catch_up(ix, ix, &ix->file_stamp) != 2)
 			break;
-		/* not the log we read: from the file again */
+		/* not the log we read: from the file again, and a listing,
+		 * for the names the file has may be old */
 		ix->file_ok = 0;
+		ix->force_list = 1;
 		ix->stamp_ok = 0;
 		ix->log_off = 0;
 		rc = sync_locked1(ix, err, ro);

@@ -38,10 +38,12 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 			check(e->base && e->base[0] && strlen(e->base) <= 255);
 			check(imap_cache_get(c, e->base, &m) == e->have);
 			check(!(m.have & IBOX_META_ENVELOPE) || m.envelope);
+			check(!(m.have & IBOX_META_HEADER) || (m.header && strlen(m.header) <= IBOX_HEADER_KEEP_MAX));
 			check(m.izone >= -1440 && m.izone <= 1440);
 			free(m.envelope);
 			free(m.bodystructure);
 			free(m.body);
+			free(m.header);
 			free(m.keywords);
 			if (!strpbrk(e->base, " \n"))
 				keep[k++] = e->base;
