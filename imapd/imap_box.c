@@ -419,7 +419,9 @@ meta_compute(struct imap_box *b, size_t i, unsigned what, struct buf *err)
 				m->have |= IBOX_META_HEADER;
 			}
 		}
-		if (!(m->have & IBOX_META_ENVELOPE)) {
+		/* (BODYSTRUCTURE's parse gives the ENVELOPE for nothing) */
+		if ((what & (IBOX_META_ENVELOPE | IBOX_META_BODYSTRUCTURE)) &&
+		    !(m->have & IBOX_META_ENVELOPE)) {
 			mime_imap_envelope(mm->parts[0], &o);
 			free(m->envelope);
 			m->envelope = buf_steal(&o);

@@ -448,8 +448,12 @@ md_expunge(struct imap_box *b, const struct imap_seqset *uids, struct ibox_chang
 	for (i = 0; i < ngone; i++)
 		mstore_index_drop(&d->ix, gone[i]);
 	free(gone);
+	/* (after an error, the first one is the one the client hears of) */
+	buf_reset(&path);
 	if (mstore_index_commit(&d->ix, rc == IBOX_OK ? err : &path) < 0 && rc == IBOX_OK)
 		rc = IBOX_ERR;
+	if (rc != IBOX_OK && path.len)
+		msg_warn("%s: %s", b->path, buf_str(&path));
 	buf_free(&path);
 	if (rc != IBOX_OK)
 		return rc;

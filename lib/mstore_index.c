@@ -434,6 +434,15 @@ logrec_free(struct logrec *r, size_t n)
 			msg_free(&r[i].m);
 }
 
+/* Take msgs[k] out (UIDs stay ascending). */
+static void
+remove_at(struct mstore_index *ix, size_t k)
+{
+	msg_free(&ix->msgs[k]);
+	memmove(&ix->msgs[k], &ix->msgs[k + 1], (ix->n - k - 1) * sizeof(*ix->msgs));
+	ix->n--;
+}
+
 static int
 has_base(const struct mstore_index *ix, const char *base)
 {
@@ -494,11 +503,7 @@ apply_batch(struct mstore_index *ix, struct logrec *r, size_t nr, uint64_t next,
 
 		if (r[i].drop) {
 			if (x) {
-				size_t k = (size_t)(x - ix->msgs);
-
-				msg_free(x);
-				memmove(x, x + 1, (ix->n - k - 1) * sizeof(*x));
-				ix->n--;
+				remove_at(ix, (size_t)(x - ix->msgs));
 				ix->expunged = xreallocarray(ix->expunged, ix->nexpunged + 1,
 				    sizeof(*ix->expunged));
 				ix->expunged[ix->nexpunged++] = r[i].m.uid;
@@ -893,8 +898,8 @@ log_catch_up(struct mstore_index *ix, struct mstore_index *t, const struct midx_
 	struct buf hdr = BUF_INIT;
 	struct stat sb;
 	char *data = NULL;
-	size_t off, want, got = 0, used = 0;
-	int rc = 0;
+	size_t off, want, used = 0;
+	ssize_t got;
 
 	if (fd < 0 || fstat(fd, &sb) < 0) {
 		if (fd >= 0)
@@ -912,44 +917,32 @@ log_catch_up(struct mstore_index *ix, struct mstore_index *t, const struct midx_
 		goto out;
 	}
 	off = (size_t)t->log_off;
+	want = (size_t)sb.st_size - off;
+	data = xmalloc(want);
+	if (lseek(fd, (off_t)off, SEEK_SET) < 0 || (got = read_full(fd, data, want)) < 0)
+		goto out;	/* (a read error: the next sync tries again) */
 	if (off == 0) {
-		char h[128];
-		ssize_t r;
-
 		log_header(t, base, &hdr);
-		r = pread(fd, h, hdr.len, 0);
-		if (r != (ssize_t)hdr.len || memcmp(h, hdr.data, hdr.len)) {
+		if ((size_t)got < hdr.len || memcmp(data, hdr.data, hdr.len)) {
 			/* a log of another file (a crash after the file's rename),
 			 * or a torn header: not ours; the next change writes the
 			 * file, which removes it */
 			t->log_bad = 1;
 			goto out;
 		}
-		off = hdr.len;
 	}
-	want = (size_t)sb.st_size - off;
-	data = xmalloc(want ? want : 1);
-	while (got < want) {
-		ssize_t r = pread(fd, data + got, want - got, (off_t)(off + got));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	if (mstore_index_apply_log(t, data, got, &used) < 0) {
+	if (mstore_index_apply_log(t, data + hdr.len, (size_t)got - hdr.len, &used) < 0) {
 		msg_warn("%s/%s: malformed after byte %zu; the index file is written again",
-		    ix->path, MIDX_LOG_FILE, off + used);
+		    ix->path, MIDX_LOG_FILE, off + hdr.len + used);
 		t->log_bad = 1;
 	}
-	t->log_off = (long long)(off + used);
+	t->log_off = (long long)(off + hdr.len + used);
 	t->log_ino = (unsigned long long)sb.st_ino;
 out:
 	close(fd);
 	free(data);
 	buf_free(&hdr);
-	return rc;
+	return 0;
 }
 
 static int write_index(struct mstore_index *ix, struct buf *err);
@@ -1827,41 +1820,14 @@ int
 mstore_index_set_flags(struct mstore_index *ix, uint32_t uid, unsigned flags,
     struct buf *err)
 {
-	struct mstore_index_msg *m;
-	struct buf to = BUF_INIT;
-	int rc = -1;
+	struct mstore_index_change c;
 
-	flags &= MIDX_ALL;
-	if ((rc = begin_change(ix, uid, &m, err)) != 0)
-		return rc;
-	rc = -1;
-	flagged_name(m, flags, &to);
-	if (strcmp(buf_str(&to), m->name)) {
-		if (renameat(ix->dirfd, m->name, ix->dirfd, buf_str(&to)) < 0) {
-			buf_printf(err, "%s/%s: rename to %s: %s", ix->path, m->name,
-			    buf_str(&to), strerror(errno));
-			goto out;
-		}
-		free(m->name);
-		m->name = buf_steal(&to);
-		ix->stamp_ok = 0;
-		queue_entry(ix, m);
-	}
-	if (m->flags != flags) {
-		m->flags = flags;
-		m->modseq = ++ix->highestmodseq;
-		ix->stamp_ok = 0;
-		buf_reset(&ix->pending);
-		queue_entry(ix, m);
-	}
-	rc = 0;
-	if (ix->pending.len && (rc = commit_pending(ix, err)) == 0)
-		describe_change(ix);
-out:
-	buf_free(&to);
-	if (lock_index(ix, F_UNLCK, err) < 0)
-		rc = -1;
-	return rc;
+	memset(&c, 0, sizeof(c));
+	c.uid = uid;
+	c.flags = flags;
+	if (mstore_index_change(ix, &c, 1, err) < 0)
+		return -1;
+	return c.result;
 }
 
 int
@@ -2021,14 +1987,10 @@ void
 mstore_index_drop(struct mstore_index *ix, uint32_t uid)
 {
 	struct mstore_index_msg *m = mstore_index_find(ix, uid);
-	size_t k;
 
 	if (!m)
 		return;
-	k = (size_t)(m - ix->msgs);
-	msg_free(m);
-	memmove(m, m + 1, (ix->n - k - 1) * sizeof(*m));
-	ix->n--;
+	remove_at(ix, (size_t)(m - ix->msgs));
 	/* an expunge is a change (RFC 7162 3.2.10) */
 	ix->highestmodseq++;
 	ix->stamp_ok = 0;

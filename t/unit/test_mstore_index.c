@@ -436,16 +436,22 @@ forge_description(long long listed, int trusted)
 }
 
 static int
-read_rel(const char *rel, struct buf *out)
+read_rel_max(const char *rel, struct buf *out, size_t max)
 {
 	struct buf p = BUF_INIT;
 	int rc;
 
 	buf_reset(out);
 	buf_printf(&p, "%s/%s", dir, rel);
-	rc = read_file(buf_str(&p), out, 4096);
+	rc = read_file(buf_str(&p), out, max);
 	buf_free(&p);
 	return rc;
+}
+
+static int
+read_rel(const char *rel, struct buf *out)
+{
+	return read_rel_max(rel, out, 4096);
 }
 
 /* The description: a listing writes it, a change of ours under the lock
@@ -645,14 +651,7 @@ write_rel(const char *rel, const char *data, size_t n, int append)
 static int
 read_big(const char *rel, struct buf *out)
 {
-	struct buf p = BUF_INIT;
-	int rc;
-
-	buf_reset(out);
-	buf_printf(&p, "%s/%s", dir, rel);
-	rc = read_file(buf_str(&p), out, MIDX_MAX_FILE);
-	buf_free(&p);
-	return rc;
+	return read_rel_max(rel, out, MIDX_MAX_FILE);
 }
 
 static const char *
